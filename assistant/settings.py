@@ -1,0 +1,64 @@
+"""All settings in one typed place. Precedence: CLI flags > ATLAS_* environment > TOML file > defaults.
+
+The TOML file is `atlas.toml` in the working directory, or the file named by ATLAS_CONFIG.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import get_type_hints
+
+
+@dataclass
+class Settings:
+    index_dir: Path = Path("index")
+    corpus: list[Path] = field(default_factory=lambda: [Path("corpus")])
+    # A local sentence-transformers folder; empty means the packaged all-MiniLM-L6-v2.
+    embedding_model: str = ""
+    embed_batch_size: int = 64
+    top_k: int = 5  # studies cited in one answer at most
+    candidates: int = 50  # chunks each retriever returns before fusion
+    backend: str = "extractive"  # the answer engine; extractive is offline and deterministic
+    mode: str = "patient"  # patient | clinician
+    # Fused relevance below which a question gets `no_evidence` (calibrated on evals/, see README).
+    min_relevance: float = 0.35
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _coerce(name: str, kind, value):
+    try:
+        if kind is Path:
+            return Path(value)
+        if kind == list[Path]:
+            items = value if isinstance(value, list) else str(value).split(os.pathsep)
+            return [Path(v) for v in items]
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name}: cannot read {value!r} as {getattr(kind, '__name__', kind)}")
+
+
+def load_settings(overrides: dict | None = None, config: Path | None = None) -> Settings:
+    hints = get_type_hints(Settings)
+    values: dict = {}
+    config = config or Path(os.environ.get("ATLAS_CONFIG", "atlas.toml"))
+    if config.is_file():
+        try:
+            values.update(tomllib.loads(config.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as err:
+            raise SettingsError(f"{config}: {err}") from None
+        unknown = set(values) - set(hints)
+        if unknown:
+            raise SettingsError(f"{config}: unknown settings {sorted(unknown)}; known: {sorted(hints)}")
+    for f in fields(Settings):
+        env = os.environ.get(f"ATLAS_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    coerced = {k: _coerce(k, hints[k], v) for k, v in values.items()}
+    return dataclasses.replace(Settings(), **coerced)
