@@ -1,0 +1,125 @@
+"""Stage 4, retrieve: dense (FAISS) and BM25 retrieval through llama-index, fused by reciprocal rank
+fusion, filtered by study metadata, and grouped per study so one study cannot crowd out the others.
+
+Answering reads only the index folder, never the corpus files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .index import IndexMissing, live_build
+from .study import Pem, Study
+
+
+@dataclass(frozen=True)
+class Filters:
+    year_from: int | None = None
+    year_to: int | None = None
+    study_types: tuple[str, ...] = ()
+    pem_required: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.year_from or self.year_to or self.study_types or self.pem_required)
+
+    def admits(self, study: Study) -> bool:
+        year = study.year or 0
+        return ((not self.year_from or year >= self.year_from)
+                and (not self.year_to or (year and year <= self.year_to))
+                and (not self.study_types or study.study_type in self.study_types)
+                and (not self.pem_required or study.pem == Pem.REQUIRED))
+
+
+@dataclass
+class Evidence:
+    """One retrieved unit: a finding, conclusion, question or not-proven sentence."""
+    node_id: str
+    text: str
+    role: str
+    position: int
+    similarity: float  # cosine between question and this unit (title included)
+
+
+@dataclass
+class StudyHit:
+    study: Study
+    relevance: float  # best cosine among the study's retrieved units: comparable across questions
+    fused: float  # reciprocal-rank-fusion score that ordered the studies
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+class Library:
+    """An opened index: the retrievers, the vectors and the study records."""
+
+    def __init__(self, index_dir: Path, candidates: int = 50):
+        build = live_build(index_dir)
+        if build is None:
+            raise IndexMissing(f"no index at {index_dir}/: build it with `atlas-assistant index` "
+                               f"(or `atlas-assistant index --index {index_dir}`)")
+        self.build = build
+        self.manifest = json.loads((build / "manifest.json").read_text())
+        self.studies = {d["id"]: Study.from_dict(d)
+                        for d in json.loads((build / "studies.json").read_text())}
+        self._open_retrievers(build, candidates)
+
+    def _open_retrievers(self, build: Path, candidates: int) -> None:
+        from llama_index.core import StorageContext, load_index_from_storage
+        from llama_index.core.embeddings import MockEmbedding
+        from llama_index.core.llms import MockLLM
+        from llama_index.core.retrievers import QueryFusionRetriever
+        from llama_index.retrievers.bm25 import BM25Retriever
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        store = FaissVectorStore.from_persist_dir(str(build))
+        storage = StorageContext.from_defaults(vector_store=store, persist_dir=str(build))
+        dim = self.manifest["dimension"] or 384
+        # Questions arrive with their vector already computed (once, for gate, retrieval and
+        # composing), so the index never embeds anything itself.
+        index = load_index_from_storage(storage, embed_model=MockEmbedding(embed_dim=dim))
+        self.docstore = storage.docstore
+        faiss_index = store.client
+        self.vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+        self.row = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}
+        total = max(1, faiss_index.ntotal)
+        bm25_dir = build / "bm25"
+
+        def fusion(k: int):
+            dense = index.as_retriever(similarity_top_k=k)
+            bm25 = BM25Retriever.from_persist_dir(str(bm25_dir), mmap=False)
+            bm25.similarity_top_k = k
+            return QueryFusionRetriever([dense, bm25], llm=MockLLM(), mode="reciprocal_rerank",
+                                        similarity_top_k=k, num_queries=1, use_async=False)
+
+        self.dense = index.as_retriever(similarity_top_k=candidates)
+        self.bm25 = BM25Retriever.from_persist_dir(str(bm25_dir), mmap=False)
+        self.bm25.similarity_top_k = candidates
+        self._fused = fusion(min(candidates, total))
+        self._fused_all = fusion(total)  # filters are applied after retrieval, so fetch everything
+
+    def similarity(self, query_vector: np.ndarray, node_id: str) -> float:
+        return float(self.vectors[self.row[node_id]] @ query_vector)
+
+    def retrieve(self, question: str, query_vector: np.ndarray, filters: Filters = Filters(),
+                 top_k: int = 5, per_study: int = 6) -> list[StudyHit]:
+        from llama_index.core.schema import QueryBundle
+
+        bundle = QueryBundle(query_str=question, embedding=query_vector.tolist())
+        retriever = self._fused_all if filters.active else self._fused
+        hits: dict[str, StudyHit] = {}
+        for result in retriever.retrieve(bundle):
+            meta = result.node.metadata
+            study = self.studies[meta["study_id"]]
+            if not filters.admits(study):
+                continue
+            sim = self.similarity(query_vector, result.node.node_id)
+            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, fused=0.0))
+            hit.fused += result.score or 0.0
+            hit.relevance = max(hit.relevance, sim)
+            if len(hit.evidence) < per_study:
+                hit.evidence.append(Evidence(result.node.node_id, result.node.get_content(),
+                                             meta["role"], meta["position"], sim))
+        ranked = sorted(hits.values(), key=lambda h: h.fused, reverse=True)
+        return ranked[:top_k]
