@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+
+from .study import STUDY_TYPES
 
 from .settings import SettingsError, load_settings
 
@@ -26,6 +29,121 @@ def cmd_validate(args, settings) -> int:
     return 1 if errors else 0
 
 
+def cmd_index(args, settings) -> int:
+    """chunk + embed + index: build or update the index from corpus files or folders."""
+    from .index import build_index
+
+    paths = args.paths or settings.corpus
+    summary = build_index(paths, settings, progress=not args.json)
+    for warning in summary.warnings:
+        print(warning, file=sys.stderr)
+    for skip in summary.skipped:
+        where = f"{skip['file']}:{skip['line']}" if skip["line"] else skip["file"]
+        print(f"skipped {where}: {skip['reason']}", file=sys.stderr)
+    if summary.full_rebuild_reason:
+        print(f"full rebuild: {summary.full_rebuild_reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.contract()))
+    else:
+        print(f"indexed {summary.studies} studies into {settings.index_dir}/: {summary.chunks} chunks "
+              f"({summary.embedded_chunks} embedded, {summary.reused_chunks} reused), "
+              f"{len(summary.skipped)} skipped, {summary.seconds:.1f} s "
+              f"(model load {summary.model_load_seconds:.1f} s)")
+    return 0
+
+
+def _filters(args):
+    from .retrieve import Filters
+
+    return Filters(year_from=args.year_from, year_to=args.year_to,
+                   study_types=tuple(args.study_type or ()), pem_required=args.pem_required)
+
+
+def _open_assistant(settings):
+    from .engine import Assistant
+    from .index import IndexMissing
+
+    try:
+        return Assistant(settings)
+    except IndexMissing as err:
+        raise UserError(str(err)) from None
+
+
+def _batch_questions(path: Path):
+    """(question, history) per non-empty line: plain text, or JSONL with a `question` field."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+                yield record["question"], record.get("history", [])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(f"{path}:{n}: expected plain text or a JSON object with a 'question' field")
+        else:
+            yield line.strip(), []
+
+
+def cmd_ask(args, settings) -> int:
+    """gate -> retrieve -> compose -> present, for one question or a batch."""
+    from .followup import Conversation
+    from .present import to_terminal
+
+    if bool(args.question) == bool(args.batch):
+        raise UserError("give either a QUESTION or --batch FILE")
+    if args.batch and not args.batch.is_file():
+        raise UserError(f"{args.batch}: no such file")
+    questions = list(_batch_questions(args.batch)) if args.batch else [(args.question, [])]
+    assistant = _open_assistant(settings)
+    for question, history in questions:
+        conversation = Conversation()
+        for earlier in history:
+            assistant.ask(earlier, args.mode, _filters(args), conversation)
+        answer = assistant.ask(question, args.mode, _filters(args), conversation)
+        print(json.dumps(answer.contract(), ensure_ascii=False) if args.json
+              else to_terminal(answer, args.mode or settings.mode), flush=True)
+        if not args.json and len(questions) > 1:
+            print("\n" + "─" * 60 + "\n")
+    return 0
+
+
+def cmd_chat(args, settings) -> int:
+    """A conversation in the terminal; follow-ups are resolved against earlier turns."""
+    from .followup import Conversation
+    from .present import to_terminal
+
+    assistant = _open_assistant(settings)
+    conversation, mode = Conversation(), args.mode or settings.mode
+    print("Ask about ME/CFS research. '/mode clinician' or '/mode patient' switches the audience; "
+          "an empty line or /quit ends.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            return 0
+        if question in ("", "/quit", "/exit"):
+            return 0
+        if question.startswith("/mode"):
+            mode = "clinician" if "clin" in question else "patient"
+            print(f"mode: {mode}")
+            continue
+        answer = assistant.ask(question, mode, _filters(args), conversation)
+        if answer.resolved_question:
+            print(f"(understood as: {answer.resolved_question})")
+        print(to_terminal(answer, mode))
+
+
+def _add_answer_options(parser) -> None:
+    parser.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    parser.add_argument("--mode", choices=["patient", "clinician"], help="audience (default: patient)")
+    parser.add_argument("--year-from", type=int, help="only studies from this year on")
+    parser.add_argument("--year-to", type=int, help="only studies up to this year")
+    parser.add_argument("--study-type", action="append", choices=sorted(STUDY_TYPES),
+                        help="only this study type (repeatable)")
+    parser.add_argument("--pem-required", action="store_true",
+                        help="only studies that required post-exertional malaise for inclusion")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atlas-assistant",
@@ -37,6 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check corpus files; exit 1 on any error")
     validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: corpus/)")
     validate.set_defaults(run=cmd_validate)
+
+    index = sub.add_parser("index", help="build or update the index (incremental, atomic)")
+    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: corpus/)")
+    index.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    index.set_defaults(run=cmd_index)
+
+    ask = sub.add_parser("ask", help="answer one question, or every line of --batch FILE")
+    ask.add_argument("question", nargs="?", help="the question, in plain words")
+    ask.add_argument("--batch", type=Path, help="a file of questions: plain lines or JSONL with 'question'")
+    ask.add_argument("--json", action="store_true", help="print the answer contract as JSON")
+    _add_answer_options(ask)
+    ask.set_defaults(run=cmd_ask)
+
+    chat = sub.add_parser("chat", help="a conversation in the terminal")
+    _add_answer_options(chat)
+    chat.set_defaults(run=cmd_chat)
     return parser
 
 
@@ -44,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k, None) for k in ("index_dir", "mode", "top_k")}
+    overrides = {k: getattr(args, k, None) for k in ("index_dir", "mode")}
     try:
         settings = load_settings(overrides, args.config)
         return args.run(args, settings)

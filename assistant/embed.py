@@ -25,7 +25,9 @@ def model_name(setting: str = "") -> str:
 def embedding_model(setting: str = "", batch_size: int = 64):
     """llama-index's HuggingFaceEmbedding over the local model: normalised vectors, batched."""
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # our own bars say what is happening
     return HuggingFaceEmbedding(model_name=model_path(setting), embed_batch_size=batch_size,
                                 normalize=True, device="cpu")
 

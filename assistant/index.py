@@ -151,7 +151,8 @@ def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -
                      show_progress=False)
     storage.persist(persist_dir=str(partial))
     if nodes:
-        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"))
+        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"),
+                                                                           show_progress=False)
     (partial / "studies.json").write_text(json.dumps([s.to_dict() for s in studies], default=str))
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     partial.rename(build)

@@ -20,17 +20,19 @@ class Filters:
     year_to: int | None = None
     study_types: tuple[str, ...] = ()
     pem_required: bool = False
+    study_ids: tuple[str, ...] = ()  # a follow-up about studies an earlier answer cited
 
     @property
     def active(self) -> bool:
-        return bool(self.year_from or self.year_to or self.study_types or self.pem_required)
+        return bool(self.year_from or self.year_to or self.study_types or self.pem_required or self.study_ids)
 
     def admits(self, study: Study) -> bool:
         year = study.year or 0
         return ((not self.year_from or year >= self.year_from)
                 and (not self.year_to or (year and year <= self.year_to))
                 and (not self.study_types or study.study_type in self.study_types)
-                and (not self.pem_required or study.pem == Pem.REQUIRED))
+                and (not self.pem_required or study.pem == Pem.REQUIRED)
+                and (not self.study_ids or study.id in self.study_ids))
 
 
 @dataclass

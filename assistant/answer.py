@@ -1,0 +1,68 @@
+"""The answer: what the engine returns and what `ask --json` prints (shared/contracts/answer.schema.json)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .study import Study
+
+ANSWERED, NO_EVIDENCE, OUT_OF_SCOPE, SAFETY = "answered", "no_evidence", "out_of_scope", "safety"
+BLOCKS = {"shows": "observed", "infers": "inferred", "does_not_prove": "not_proven",
+          "open_questions": "open_question"}
+
+
+@dataclass
+class Item:
+    text: str
+    role: str
+    citations: list[int]
+    generated: bool = False
+
+    def contract(self) -> dict:
+        data = {"text": self.text, "role": self.role, "citations": self.citations}
+        if self.role == "not_proven":
+            data["generated"] = self.generated
+        return data
+
+
+@dataclass
+class Source:
+    n: int
+    study: Study
+    score: float
+
+    def contract(self) -> dict:
+        s = self.study
+        return {"n": self.n, "study_id": s.id, "title": s.title, "authors": s.authors, "year": s.year,
+                "journal": s.journal, "doi": s.doi, "pmid": s.pmid,
+                "url": s.url or (f"https://doi.org/{s.doi}" if s.doi else None),
+                "study_type": s.study_type, "pem": s.pem.value, "retracted": s.retracted,
+                "score": round(self.score, 4)}
+
+
+@dataclass
+class Answer:
+    question: str
+    status: str
+    short_answer: str
+    shows: list[Item] = field(default_factory=list)
+    infers: list[Item] = field(default_factory=list)
+    does_not_prove: list[Item] = field(default_factory=list)
+    open_questions: list[Item] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # advice limits, then the not-medical-advice line
+    answer_markdown: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    resolved_question: str | None = None  # the follow-up as understood, when it differs
+
+    def blocks(self) -> dict[str, list[Item]]:
+        return {name: getattr(self, name) for name in BLOCKS}
+
+    def contract(self) -> dict:
+        data = {"question": self.question, "status": self.status, "short_answer": self.short_answer}
+        data.update({name: [i.contract() for i in items] for name, items in self.blocks().items()})
+        data["sources"] = [s.contract() for s in self.sources]
+        data["answer_markdown"] = self.answer_markdown
+        data["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
+        if self.resolved_question:
+            data["resolved_question"] = self.resolved_question
+        return data

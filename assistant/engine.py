@@ -1,0 +1,77 @@
+"""The answer engine: gate -> retrieve -> compose -> present, with the model and index loaded once."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from .answer import ANSWERED, NO_EVIDENCE, OUT_OF_SCOPE, SAFETY, Answer
+from .compose import compose
+from .embed import embed_texts
+from .followup import Conversation
+from .gate import Gate
+from .present import to_markdown
+from .prompts import table
+from .retrieve import Filters, Library
+from .settings import Settings
+
+
+class Assistant:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.library = Library(settings.index_dir, settings.candidates)
+        self.gate = Gate(settings.embedding_model, settings.embed_batch_size)
+
+    def _embed(self, texts: list[str]):
+        return embed_texts(texts, self.settings.embedding_model, self.settings.embed_batch_size)
+
+    def ask(self, question: str, mode: str | None = None, filters: Filters = Filters(),
+            conversation: Conversation | None = None) -> Answer:
+        started = time.perf_counter()
+        mode = mode or self.settings.mode
+        question = " ".join(question.split())
+        resolved = conversation.resolve(question) if conversation else None
+        search_text = resolved.text if resolved else question
+        vectors = self._embed([question] if search_text == question else [question, search_text])
+        verdict = self.gate.check(question, vectors[0])
+        if verdict.in_scope is False and search_text != question:
+            verdict.in_scope = self.gate.check(search_text, vectors[-1]).in_scope
+        gated = time.perf_counter()
+        timings = {"gate": (gated - started) * 1000}
+
+        if verdict.safety or not verdict.in_scope:
+            answer = self._fixed(question, SAFETY if verdict.safety else OUT_OF_SCOPE)
+        else:
+            if resolved and resolved.study_ids:
+                filters = replace(filters, study_ids=resolved.study_ids)
+            top_k = 3 if mode == "patient" else 5
+            hits = self.library.retrieve(search_text, vectors[-1], filters, top_k=max(top_k, self.settings.top_k))
+            retrieved = time.perf_counter()
+            timings["retrieve"] = (retrieved - gated) * 1000
+            if not hits or hits[0].relevance < self.settings.min_relevance and not filters.study_ids:
+                answer = self._fixed(question, NO_EVIDENCE)
+            else:
+                answer = compose(search_text, vectors[-1], hits, self.library, mode)
+                answer.question = question
+                answer.notes = self._advice_notes(verdict)
+            timings["compose"] = (time.perf_counter() - retrieved) * 1000
+        notes = table("answer")["notes"]
+        answer.notes.append(notes["medical"])
+        if search_text != question:
+            answer.resolved_question = search_text
+        answer.answer_markdown = to_markdown(answer, mode)
+        if conversation is not None and answer.status == ANSWERED:
+            conversation.add(question, search_text, [s.study.id for s in answer.sources])
+        timings.setdefault("retrieve", 0.0)
+        timings.setdefault("compose", 0.0)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        answer.timings_ms = timings
+        return answer
+
+    @staticmethod
+    def _fixed(question: str, status: str) -> Answer:
+        return Answer(question=question, status=status, short_answer=table("answer")["status"][status])
+
+    @staticmethod
+    def _advice_notes(verdict) -> list[str]:
+        notes = table("answer")["notes"]
+        return ([notes["dose"]] if verdict.dose else []) + ([notes["diagnosis"]] if verdict.diagnosis else [])

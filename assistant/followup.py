@@ -1,0 +1,47 @@
+"""Follow-up questions, resolved against earlier turns of the same conversation.
+
+"what about in Long COVID?" is asked about the previous topic; "does that one prove it?" is asked
+about the study the previous answer cited first; "do they agree?" about all the studies it cited."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SINGULAR = re.compile(r"\b(that|this|the|first) (one|study|paper|trial|review|article)\b|\bit\b", re.I)
+PLURAL = re.compile(r"\b(they|them|those|these|both|either|neither)\b|\b(those|these|the) "
+                    r"(ones|studies|papers|trials)\b", re.I)
+CONTINUES = re.compile(r"^\s*(and|but|also|so|what about|how about|what if|in|for|same for|what of)\b", re.I)
+
+
+@dataclass
+class Turn:
+    question: str
+    resolved: str
+    cited: list[str]  # study ids, in citation order
+
+
+@dataclass
+class Resolved:
+    text: str  # what is searched for
+    study_ids: tuple[str, ...] = ()  # restrict the answer to these studies (a follow-up about "that one")
+
+
+@dataclass
+class Conversation:
+    turns: list[Turn] = field(default_factory=list)
+
+    def resolve(self, question: str) -> Resolved:
+        previous = next((t for t in reversed(self.turns) if t.cited), None)
+        if previous is None or len(question.split()) > 12:
+            return Resolved(question)
+        topic = f"{previous.resolved} {question}"
+        if PLURAL.search(question):
+            return Resolved(topic, tuple(previous.cited))
+        if SINGULAR.search(question):
+            return Resolved(topic, tuple(previous.cited[:1]))
+        if CONTINUES.search(question) or len(question.split()) <= 4:
+            return Resolved(topic)
+        return Resolved(question)
+
+    def add(self, question: str, resolved: str, cited: list[str]) -> None:
+        self.turns.append(Turn(question, resolved, cited))

@@ -1,0 +1,261 @@
+"""Parser for the Markdown summaries with YAML front matter (the layout of shared/data/summaries).
+
+Also home of the sentence cues shared with the PubMed importer: which sentences of an
+interpretation are open questions or stated limits, names in 'Surname, Given' form, and the PEM
+criteria a study used."""
+from __future__ import annotations
+
+import difflib
+import re
+
+import yaml
+
+from ..chunk import sentences
+from ..study import Pem, Role, Section, Study, normalise_doi, study_id
+from .design import design_caveats, infer_study_type
+from .problems import ParseError, Problem
+
+HEADINGS = {
+    "Summary": Role.SUMMARY,
+    "What was researched?": Role.CONTEXT,
+    "Why was it researched?": Role.CONTEXT,
+    "How was it researched?": Role.METHODS,
+    "What has been found?": Role.OBSERVED,
+    "Discussion": Role.INFERRED,
+    "Conclusion & Future Work": Role.INFERRED,
+}
+# Roles whose items are single sentences, so an answer can cite one claim; the others stay paragraphs.
+SENTENCE_ROLES = {Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PROVEN}
+
+# Inside an interpretation, these sentences are not conclusions: they say what is still unknown...
+FORWARD = re.compile(
+    r"\bfuture (work|research|studies|study|trials|investigations?)\b|\bfurther (studies|research|work|"
+    r"trials|investigations?)\b[^.]*\b(needed|required|necessary|warranted)|\bmore research\b"
+    r"|\bneeds? to be (confirmed|replicated|validated)|\bremains? (unclear|unknown|to be)\b"
+    r"|\bwarrant(s|ed)?\b|should be (investigated|explored|examined|studied)", re.I)
+# ...or what the study cannot show (the authors' own limits, so not generated).
+LIMITS = re.compile(
+    r"\ba limitation|\blimitations?\b|\bsmall sample|cannot determine whether|was not designed to"
+    r"|cannot establish|lack of (a )?control|causality cannot|\blimited by\b|cannot (prove|confirm)\b",
+    re.I)
+
+# PEM: case definitions that require post-exertional malaise, and older ones that do not. A
+# required-PEM definition counts only in a sentence about who took part, not one that lists criteria.
+PEM_REQUIRED = re.compile(
+    r"canadian consensus criteria|\bCCC\b|international consensus criteria|\bICC\b|\bSEID\b"
+    r"|\b(IOM|NAM|institute of medicine|national academy of medicine)\b[^.]{0,40}\bcriteria"
+    r"|\b2015 (IOM|NAM)\b|\bIOM \(2015\)", re.I)
+PEM_NOT_REQUIRED = re.compile(r"\bfukuda\b|\boxford (criteria|definition)\b|\bCDC[ -]?1994\b|\b1994 CDC\b",
+                              re.I)
+PARTICIPANTS = re.compile(r"\b(participants?|patients?|subjects|cases|people|adults|individuals|met|meet"
+                          r"|meeting|fulfill?(ed|ing)?|defined by|diagnosed|according to)\b", re.I)
+
+# Emoji and invisible characters the summaries sprinkle through their prose (💊 🧪 ⭐, zero-width space).
+DECORATION = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u200B\uFE0F]")
+BOLD_LABEL = re.compile(r"^\s*[-*]\s+\*\*(.+?)\*\*\s*:?\s*(.*)$")  # '- **Authors:** …' or '- **Link**: …'
+INSTITUTION = re.compile(r"\b(group|board|cent(er|re)|universit|institut|consortium|committee|hospital|"
+                         r"foundation|network|society|association|council|team|collaborat|organi[sz]ation|"
+                         r"agency|ministry|department|gesellschaft|sponsor)", re.I)
+DEGREES = re.compile(r",?\s*\b(MD|PhD|MSc|MPH|MBBS|BSc|FRCP)\b\.?")
+TITLES = re.compile(r"^(Prof\.?|Professor|Dr\.?)\s+")
+PARTICLES = {"van", "von", "de", "da", "do", "dos", "das", "der", "den", "del", "della", "di", "du",
+             "la", "le", "ten", "ter", "zu"}
+
+
+def parse_markdown(text: str, file: str) -> tuple[Study, list[Problem]]:
+    """Parse one summary. Raises ParseError for a fatal problem; returns the study and its warnings."""
+    lines = text.splitlines()
+    meta, body_start = _front_matter(lines, file)
+    title = str(meta.get("title") or "").strip()
+    if not title:
+        raise ParseError(Problem(file, 1, "no title: expected 'title: …' in the front matter"))
+    problems: list[Problem] = []
+    facts = _details(lines[body_start:], body_start)
+    authors, et_al = parse_people(facts.get("authors", ""))
+    doi, url, pmid = classify_link(facts.get("link"))
+    sections = _sections(lines[body_start:], body_start, file, problems)
+    if not sections:
+        raise ParseError(Problem(file, body_start + 1, "no sections: expected '## ' headings such as "
+                                 "'## Summary' and '## What has been found?'"))
+    year = _year(meta.get("published")) or _year(meta.get("created"))
+    study = Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
+                  et_al=et_al, journal=facts.get("publisher") or None, year=year, doi=doi, pmid=pmid,
+                  url=url, source_path=file, source_format="markdown", sections=sections)
+    finish(study)
+    return study, problems
+
+
+def finish(study: Study) -> None:
+    """What every importer derives the same way: PEM, study type (unless known) and design caveats."""
+    text = " ".join([study.title, *(i for s in study.sections for i in s.items)])
+    study.pem = detect_pem(text)
+    if study.study_type == "other":
+        study.study_type = infer_study_type(study)
+    caveats = design_caveats(study)
+    if caveats:
+        study.sections.append(caveats)
+
+
+def _front_matter(lines: list[str], file: str) -> tuple[dict, int]:
+    """The YAML between the first two '---' lines, and the index of the first body line."""
+    if not lines or lines[0].strip() != "---":
+        raise ParseError(Problem(file, 1, "no front matter: expected '---' on the first line, then "
+                                 "'title: …', then '---'"))
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        raise ParseError(Problem(file, 1, "front matter is not closed: expected a second '---' line"))
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as err:
+        line = 2 + getattr(getattr(err, "problem_mark", None), "line", 0)
+        raise ParseError(Problem(file, line, f"front matter is not valid YAML: "
+                                 f"{getattr(err, 'problem', None) or err}")) from None
+    if not isinstance(meta, dict):
+        raise ParseError(Problem(file, 2, "front matter is not a set of 'key: value' lines"))
+    return meta, end + 1
+
+
+def _year(value) -> int | None:
+    match = re.match(r"(19|20)\d\d", str(value or ""))
+    return int(match.group(0)) if match else None
+
+
+def _details(lines: list[str], offset: int) -> dict[str, str]:
+    """'- **Key:** value' facts (Authors, Publisher, Link), first of each, anywhere in the body:
+    normally in the <details> block; trial summaries keep the Link under '## Overview'."""
+    facts: dict[str, str] = {}
+    for line in lines:
+        match = BOLD_LABEL.match(line)
+        if match and match.group(2):
+            key = match.group(1).rstrip(":").strip().lower()
+            facts.setdefault(key, match.group(2).strip())
+    return facts
+
+
+def classify_link(link: str | None) -> tuple[str | None, str | None, str | None]:
+    """(doi, url, pmid) from a Link value. Only a doi.org link is a DOI, whatever its label says
+    ('[DOI](https://pmc…)' is a URL); a PubMed link also gives the PMID."""
+    if not link:
+        return None, None, None
+    match = re.search(r"\]\((\S+)\)\s*$", link) or re.search(r"https?://\S+", link)
+    if not match:
+        return None, None, None
+    url = (match.group(1) if match.re.groups else match.group(0)).rstrip(").,")
+    if re.match(r"https?://(dx\.)?doi\.org/", url, re.I) and normalise_doi(url):
+        return normalise_doi(url), None, None
+    pmid = re.search(r"(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/(\d+)", url)
+    return None, url, pmid.group(1) if pmid else None
+
+
+def parse_people(text: str) -> tuple[list[str], bool]:
+    """'Neil R. McGregor, Paul R. Gooley et al.' -> (['McGregor, Neil R.', 'Gooley, Paul R.'], True).
+    Already inverted names ('Gil, Anna; Hoag, George E.') and institutions stay as they are."""
+    text = re.sub(r"\[cite:[^\]]*\]?", "", text).strip().rstrip(".").strip()
+    et_al = bool(re.search(r",?\s*et al\.?$", text))
+    text = DEGREES.sub("", re.sub(r",?\s*et al\.?$", "", text))
+    parts = text.split(";") if ";" in text else text.split(",")
+    names = [n.strip() for part in parts for n in re.split(r"\s+(?:&|and)\s+", part)]
+    return [person_name(n) for n in names if n.strip(" .")], et_al
+
+
+def person_name(name: str) -> str:
+    """One name in 'Surname, Given' form: 'Linda C. van Campen' -> 'van Campen, Linda C.';
+    PubMed's 'Young JL' -> 'Young, J. L.'; surnames alone and institutions unchanged."""
+    name = TITLES.sub("", name.strip().strip("."))
+    words = name.split()
+    if "," in name or len(words) < 2 or len(words) > 6 or INSTITUTION.search(name):
+        return name
+    if re.fullmatch(r"[A-Z]{1,3}", words[-1]) and len(words) == 2:  # PubMed 'Surname INITIALS'
+        return f"{words[0]}, {' '.join(c + '.' for c in words[1])}"
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in PARTICLES:
+        start -= 1
+    return f"{' '.join(words[start:])}, {' '.join(words[:start])}"
+
+
+def detect_pem(text: str) -> Pem:
+    """REQUIRED when participants met a definition that requires PEM; NOT_REQUIRED when only an
+    older definition (Fukuda, Oxford, CDC 1994) is named; else UNKNOWN."""
+    parts = sentences(text)
+    if any(PEM_REQUIRED.search(s) and PARTICIPANTS.search(s) for s in parts):
+        return Pem.REQUIRED
+    return Pem.NOT_REQUIRED if PEM_NOT_REQUIRED.search(text) else Pem.UNKNOWN
+
+
+def split_interpretation(heading: str, paragraphs: list[str], line: int | None) -> list[Section]:
+    """An interpretation's sentences as inferred, open-question and not-proven sections.
+    Limits win over forward-looking cues: a sentence that states a limit is what the study cannot show."""
+    routed: dict[Role, list[str]] = {Role.INFERRED: [], Role.OPEN_QUESTION: [], Role.NOT_PROVEN: []}
+    for sentence in (s for p in paragraphs for s in sentences(p)):
+        role = (Role.NOT_PROVEN if LIMITS.search(sentence) else
+                Role.OPEN_QUESTION if FORWARD.search(sentence) else Role.INFERRED)
+        routed[role].append(sentence)
+    return [Section(heading=heading, role=role, items=items, line=line)
+            for role, items in routed.items() if items]
+
+
+def _sections(lines: list[str], offset: int, file: str, problems: list[Problem]) -> list[Section]:
+    """Sections in reading order. Headings are '## …' lines; one summary writes them as bold bullets
+    ('- **What has been found?**') before any '##' heading, so those count too."""
+    found: list[tuple[str, int, list[str]]] = []  # (heading, line, body lines); heading '' = skipped
+    seen_hash_heading = False
+    for n, line in enumerate(lines, start=offset + 1):
+        heading = None
+        if line.startswith("## "):
+            heading, seen_hash_heading = line[3:].strip(), True
+        elif not seen_hash_heading and (label := BOLD_LABEL.match(line)) and not label.group(2):
+            heading = label.group(1).strip().rstrip(":").strip()
+        if heading is None:
+            if found:
+                found[-1][2].append(line)
+            continue
+        if heading not in HEADINGS:
+            problems.append(Problem(file, n, f"unknown section heading '{heading[:60]}': expected one of "
+                                    f"the summary headings; the closest is '{closest(heading)}'", "warning"))
+            heading = ""
+        found.append((heading, n, []))
+    sections: list[Section] = []
+    for heading, n, body in found:
+        paragraphs = _paragraphs(body)
+        if not heading:
+            continue
+        if not paragraphs:
+            problems.append(Problem(file, n, f"empty section '{heading}': expected at least one paragraph",
+                                    "warning"))
+        elif HEADINGS[heading] == Role.INFERRED:
+            sections += split_interpretation(heading, paragraphs, n)
+        else:
+            role = HEADINGS[heading]
+            items = [s for p in paragraphs for s in sentences(p)] if role in SENTENCE_ROLES else paragraphs
+            sections.append(Section(heading=heading, role=role, items=items, line=n))
+    return sections
+
+
+def closest(heading: str) -> str:
+    return difflib.get_close_matches(heading, list(HEADINGS), n=1, cutoff=0.0)[0]
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Blank-line separated paragraphs, Markdown markup removed; each bullet is its own paragraph."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in lines + [""]:
+        bullet = re.match(r"^\s*(?:[-*+]|\d+\.)\s+", line)
+        if (not line.strip() or bullet or line.strip().startswith("<")) and current:
+            paragraphs.append(" ".join(current))
+            current = []
+        text = clean(line)
+        if text and not line.strip().startswith("<"):  # <details>/<summary> markup is not prose
+            current.append(text)
+    return [p for p in paragraphs if p]
+
+
+def clean(line: str) -> str:
+    """Plain text of one Markdown line: no bullet marker, emphasis, link targets or emoji."""
+    text = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", line)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"\s*\[cite:[^\]]*\]", "", text)
+    text = text.replace("**", "").replace("__", "")
+    text = re.sub(r"(?<!\w)\*(\S[^*]*?)\*(?!\w)", r"\1", text)
+    text = DECORATION.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()

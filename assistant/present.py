@@ -1,0 +1,85 @@
+"""Stage 7, present: an Answer as Markdown (web, JSON `answer_markdown`) or as plain terminal text."""
+from __future__ import annotations
+
+import textwrap
+
+from .answer import ANSWERED, Answer, Item, Source
+from .prompts import table
+from .study import STUDY_TYPES
+
+
+def cites(item: Item) -> str:
+    return "".join(f"[{n}]" for n in item.citations)
+
+
+def display_blocks(answer: Answer) -> list[tuple[str, str, list[Item]]]:
+    """(block name, heading, items) in reading order; generated caveats get a heading of their own."""
+    headings = table("answer")["headings"]
+    authors_limits = [i for i in answer.does_not_prove if not i.generated]
+    design_limits = [i for i in answer.does_not_prove if i.generated]
+    blocks = [("shows", headings["shows"], answer.shows),
+              ("infers", headings["infers"], answer.infers),
+              ("does_not_prove", headings["does_not_prove"], authors_limits),
+              ("generated", headings["generated_caveat"], design_limits),
+              ("open_questions", headings["open_questions"], answer.open_questions)]
+    return [b for b in blocks if b[2]]
+
+
+def reference(source: Source, mode: str = "patient") -> str:
+    """'Meeus M, Nijs J, Hermans L, et al. (2013) Title. Journal. Review.'"""
+    s = source.study
+    parts = [f"{s.short_authors() or 'Unknown authors'} ({s.year or 'n.d.'})", _end(s.title),
+             _end(s.journal) if s.journal else "", STUDY_TYPES.get(s.study_type, "Other") + "."]
+    if mode == "clinician":
+        pem = {"required": "PEM required", "not_required": "PEM not required"}.get(s.pem.value, "PEM criterion not stated")
+        parts.append(pem + ".")
+        if s.participants:
+            parts.append(f"Participants: {s.participants}.")
+    return " ".join(p for p in parts if p)
+
+
+def _end(text: str) -> str:
+    return text if text[-1:] in ".?!" else text + "."
+
+
+def link(source: Source) -> str | None:
+    s = source.study
+    return f"https://doi.org/{s.doi}" if s.doi else s.url
+
+
+def to_markdown(answer: Answer, mode: str = "patient") -> str:
+    headings = table("answer")["headings"]
+    if answer.status != ANSWERED:
+        return "\n\n".join([answer.short_answer, *(f"_{n}_" for n in answer.notes)])
+    out = [f"**{headings['short']}:** {answer.short_answer}"]
+    out += [f"> {note}" for note in answer.notes[:-1]]  # dose / diagnosis limits, before the evidence
+    for _, heading, items in display_blocks(answer):
+        out.append(f"#### {heading}\n" + "\n".join(f"- {i.text} {cites(i)}" for i in items))
+    refs = []
+    for source in answer.sources:
+        banner = f"**{headings['retracted']}** " if source.study.retracted else ""
+        url = link(source)
+        refs.append(f"{source.n}. {banner}{reference(source, mode)}" + (f" [{url}]({url})" if url else ""))
+    out.append(f"#### {headings['sources']}\n" + "\n".join(refs))
+    out.append(f"_{answer.notes[-1]}_")
+    return "\n\n".join(out)
+
+
+def to_terminal(answer: Answer, mode: str = "patient", width: int = 100) -> str:
+    headings = table("answer")["headings"]
+    wrap = lambda text, indent="": textwrap.fill(text, width, initial_indent=indent,  # noqa: E731
+                                                 subsequent_indent=" " * len(indent))
+    if answer.status != ANSWERED:
+        return "\n\n".join([answer.short_answer, *answer.notes])
+    out = [wrap(f"{headings['short']}: {answer.short_answer}")]
+    out += [wrap(note) for note in answer.notes[:-1]]
+    for _, heading, items in display_blocks(answer):
+        out.append(heading + "\n" + "\n".join(wrap(f"{i.text} {cites(i)}", "  • ") for i in items))
+    refs = []
+    for source in answer.sources:
+        banner = f"{headings['retracted']}: " if source.study.retracted else ""
+        url = link(source)
+        refs.append(wrap(f"{banner}{reference(source, mode)}" + (f" {url}" if url else ""), f"[{source.n}] "))
+    out.append("\n".join(refs))
+    out.append(answer.notes[-1])
+    return "\n\n".join(out)
