@@ -14,6 +14,9 @@ from .index import IndexMissing, live_build
 from .study import Pem, Study
 
 
+UNITS_SCORED = 3
+
+
 @dataclass(frozen=True)
 class Filters:
     year_from: int | None = None
@@ -88,28 +91,27 @@ class Library:
         total = max(1, faiss_index.ntotal)
         bm25_dir = build / "bm25"
 
-        def fusion(k: int):
+        def retrievers(k: int) -> dict:
             dense = index.as_retriever(similarity_top_k=k)
             bm25 = BM25Retriever.from_persist_dir(str(bm25_dir), mmap=False)
             bm25.similarity_top_k = k
-            return QueryFusionRetriever([dense, bm25], llm=MockLLM(), mode="reciprocal_rerank",
-                                        similarity_top_k=k, num_queries=1, use_async=False)
+            fused = QueryFusionRetriever([dense, bm25], llm=MockLLM(), mode="reciprocal_rerank",
+                                         similarity_top_k=k, num_queries=1, use_async=False)
+            return {"dense": dense, "bm25": bm25, "fused": fused}
 
-        self.dense = index.as_retriever(similarity_top_k=candidates)
-        self.bm25 = BM25Retriever.from_persist_dir(str(bm25_dir), mmap=False)
-        self.bm25.similarity_top_k = candidates
-        self._fused = fusion(min(candidates, total))
-        self._fused_all = fusion(total)  # filters are applied after retrieval, so fetch everything
+        # Filters are applied after retrieval (FAISS has none), so a filtered search fetches everything.
+        self._retrievers = (retrievers(min(candidates, total)), retrievers(total))
 
     def similarity(self, query_vector: np.ndarray, node_id: str) -> float:
         return float(self.vectors[self.row[node_id]] @ query_vector)
 
     def retrieve(self, question: str, query_vector: np.ndarray, filters: Filters = Filters(),
-                 top_k: int = 5, per_study: int = 6) -> list[StudyHit]:
+                 top_k: int = 5, per_study: int = 6, method: str = "fused") -> list[StudyHit]:
+        """Studies ranked for the question. `method` dense or bm25 serves the baselines in evals."""
         from llama_index.core.schema import QueryBundle
 
         bundle = QueryBundle(query_str=question, embedding=query_vector.tolist())
-        retriever = self._fused_all if filters.active else self._fused
+        retriever = self._retrievers[1 if filters.active else 0][method]
         hits: dict[str, StudyHit] = {}
         for result in retriever.retrieve(bundle):
             meta = result.node.metadata
@@ -118,8 +120,9 @@ class Library:
                 continue
             sim = self.similarity(query_vector, result.node.node_id)
             hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, fused=0.0))
-            hit.fused += result.score or 0.0
             hit.relevance = max(hit.relevance, sim)
+            if len(hit.evidence) < UNITS_SCORED:  # a study ranks by its best few units, so a long
+                hit.fused += result.score or 0.0  # entry cannot win on its number of units alone
             if len(hit.evidence) < per_study:
                 hit.evidence.append(Evidence(result.node.node_id, result.node.get_content(),
                                              meta["role"], meta["position"], sim))

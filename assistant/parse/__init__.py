@@ -2,14 +2,19 @@
 reported (file, line, what is wrong) and nothing dropped silently."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..study import Study
+from ..study import Study, study_id
 from .atlas import looks_like_atlas, parse_atlas
+from .markdown import parse_markdown
 from .problems import ParseError, Problem, decode
+from .pubmed import parse_medline, parse_pubmed_json
 
-SUFFIXES = {".txt"}
+SUFFIXES = {".txt", ".md", ".nbib", ".json", ".jsonl"}
+# Metadata a merge may fill in from the other record of the same study.
+MERGED_FIELDS = ["pmid", "doi", "url", "journal", "year", "authors"]
 
 
 @dataclass
@@ -32,7 +37,9 @@ def corpus_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     files, problems = [], []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            # a folder's README describes the corpus; it is not a study, so it is not read at all
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                            and p.name.lower() != "readme.md")
         elif path.is_file():
             files.append(path)
         else:
@@ -41,39 +48,88 @@ def corpus_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
 
 
 def read_file(path: Path) -> tuple[list[Study], list[Problem]]:
-    """All studies in one file, and its problems. A file with an error yields no study."""
+    """All studies in one file, and its problems. The format is read from the content, not the
+    name. A single-study file with an error yields no study; in a multi-record file (PubMed) only
+    the bad records are skipped."""
     file = str(path)
     try:
         text = decode(path.read_bytes(), file)
-        if not looks_like_atlas(text):
-            raise ParseError(Problem(file, 1, "unknown format: expected an atlas entry (title, "
-                                     "'Authors · Journal · Year · DOI' byline, section headings)"))
-        study, problems = parse_atlas(text, file)
+        records = _parse(text, file)
     except ParseError as err:
         return [], [err.problem]
     except OSError as err:
         return [], [Problem(file, None, f"cannot read file: {err.strerror}")]
-    if any(p.severity == "error" for p in problems):
-        return [], problems
-    return [study], problems
+    studies, problems = [], []
+    for study, found in records:
+        problems += found
+        if study is not None and not any(p.severity == "error" for p in found):
+            studies.append(study)
+    return studies, problems
+
+
+def _parse(text: str, file: str) -> list[tuple[Study | None, list[Problem]]]:
+    """Dispatch on what the text looks like: front matter, MEDLINE tags, JSON, else an atlas entry."""
+    if text.splitlines()[0].strip() == "---":
+        return [parse_markdown(text, file)]
+    if re.search(r"^PMID- ", text, re.M):
+        return parse_medline(text, file)
+    if text.lstrip()[:1] in ("[", "{"):
+        return parse_pubmed_json(text, file)
+    if not looks_like_atlas(text):
+        raise ParseError(Problem(file, 1, "unknown format: expected an atlas entry (title, "
+                                 "'Authors · Journal · Year · DOI' byline, section headings)"))
+    return [parse_atlas(text, file)]
 
 
 def load_corpus(paths: list[Path]) -> CorpusLoad:
+    """Every study of every file. The same study read twice in one format is an error (one copy is
+    enough); the same study in two formats (same DOI or PMID) is merged, since each format knows
+    different things (an atlas entry its roles, a PubMed record its PMID)."""
     files, problems = corpus_files(paths)
     load = CorpusLoad(problems=problems, files=len(files))
-    seen: dict[str, Study] = {}
     for path in files:
         studies, found = read_file(path)
         load.problems += found
         for study in studies:
-            first = seen.get(study.id)
-            if first:
-                load.problems.append(Problem(study.source_path, 1, f"duplicate study {study.id}: "
-                                             f"already read from {first.source_path}"))
-                continue
-            seen[study.id] = study
-            load.studies.append(study)
+            first = _same_study(load.studies, study)
+            if first is None:
+                load.studies.append(study)
+            elif first.source_format == study.source_format or not _shares_identifier(first, study):
+                load.problems.append(Problem(study.source_path, _line(study), f"duplicate study "
+                                             f"{study.id}: already read from {first.source_path}"))
+            else:
+                kept = _merge(first, study)
+                load.studies[load.studies.index(first)] = kept
+                load.problems.append(Problem(study.source_path, _line(study), f"merged with "
+                                             f"{first.source_path}: the same study ({study.id}) in another "
+                                             f"format; kept the {kept.source_format} sections", "warning"))
     return load
+
+
+def _same_study(studies: list[Study], study: Study) -> Study | None:
+    return next((s for s in studies if s.id == study.id or _shares_identifier(s, study)), None)
+
+
+def _shares_identifier(a: Study, b: Study) -> bool:
+    return bool((a.doi and a.doi == b.doi) or (a.pmid and a.pmid == b.pmid))
+
+
+def _merge(first: Study, other: Study) -> Study:
+    """One study from two records: the atlas entry's sections (written for this project, with every
+    role) when there is one, else the first read; metadata it lacks comes from the other record."""
+    kept, donor = (other, first) if other.source_format == "atlas" else (first, other)
+    for name in MERGED_FIELDS:
+        if not getattr(kept, name) and getattr(donor, name):
+            setattr(kept, name, getattr(donor, name))
+            if name == "authors":
+                kept.et_al = donor.et_al
+    kept.id = study_id(kept.doi, kept.pmid, kept.authors, kept.year, kept.title)
+    return kept
+
+
+def _line(study: Study) -> int:
+    """The record's first line as far as the study knows it (its first section), else line 1."""
+    return min((s.line for s in study.sections if s.line), default=1)
 
 
 __all__ = ["CorpusLoad", "Problem", "ParseError", "load_corpus", "read_file", "corpus_files"]

@@ -1,0 +1,309 @@
+"""Parsers for PubMed records: MEDLINE text exports (.txt/.nbib) and JSON / JSONL records.
+
+A file holds many records; each comes back as (study, problems), or (None, problems) when the
+record cannot be read, so one bad record never stops the others."""
+from __future__ import annotations
+
+import json
+import re
+
+from ..chunk import sentences
+from ..study import Role, Section, Study, normalise_doi, study_id
+from .markdown import FORWARD, LIMITS, finish, person_name, split_interpretation
+from .problems import Problem
+
+Record = tuple[Study | None, list[Problem]]
+
+# Structured-abstract labels and the role of the text that follows them.
+LABELS = {
+    **dict.fromkeys(["background", "introduction", "objective", "objectives", "aim", "aims", "purpose",
+                     "context", "rationale", "importance", "goal", "goals"], Role.CONTEXT),
+    **dict.fromkeys(["methods", "method", "design", "setting", "settings", "participants", "patients",
+                     "subjects", "materials", "methodology", "interventions", "intervention",
+                     "measurements", "main outcome measures", "study design", "materials and methods",
+                     "patients and methods", "trial registration", "data sources", "study selection",
+                     "data extraction", "eligibility criteria"], Role.METHODS),
+    **dict.fromkeys(["results", "result", "findings", "main results", "outcomes"], Role.OBSERVED),
+    **dict.fromkeys(["conclusions", "conclusion", "interpretation", "discussion", "implications",
+                     "significance", "conclusions and relevance"], Role.INFERRED),
+    "limitations": Role.NOT_PROVEN,
+}
+# A label starts the abstract or a sentence: 'BACKGROUND:', 'Background/Objectives:', 'Methods:'.
+LABEL = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\s\s))([A-Z][A-Za-z]+(?:[ /&]+[A-Za-z]+){0,4})\s*:\s+")
+
+# Publication types (PT) that decide the study type before any inference from the text.
+PUBLICATION_TYPES = [
+    ("randomized controlled trial", "rct"),
+    ("systematic review", "systematic-review"),
+    ("meta-analysis", "systematic-review"),
+    ("clinical trial protocol", "protocol"),
+    ("practice guideline", "guideline"),
+    ("guideline", "guideline"),
+    ("case reports", "case-report"),
+    ("review", "review"),
+    ("controlled clinical trial", "non-randomised-trial"),
+    ("clinical trial", "non-randomised-trial"),  # also 'Clinical Trial, Phase II' and the like
+]
+
+# Cues for unstructured abstracts. Results carry numbers or report what was measured; claims about
+# earlier work ('has been shown', 'previous studies showed') are background, not this study's results.
+RESULT = re.compile(
+    r"\bp\s*[<=>≤]\s*0?\.\d|\d\s?%|\bwe found\b|\b(was|were)\s+(significantly\s+)?(higher|lower|increased|"
+    r"reduced|decreased|elevated|greater|improved|associated)\b|\bshowed\b|\bobserved\b|\bsignificant(ly)?\b"
+    r"|\bcorrelat|\bdid not differ\b|\b(OR|HR|RR|CI)\s*[=:]?\s*\d", re.I)
+EARLIER_WORK = re.compile(r"\b(previous|prior|earlier)\b|\b(has|have) been\b", re.I)
+CONCLUSION_OPENER = re.compile(r"^(these|our) (findings|results|data)\b|^(in conclusion|taken together|"
+                               r"overall|we conclude)\b|\bconclude", re.I)
+INTERPRETATION = re.compile(r"\b(suggests?|suggesting|may|might|indicates?|indicating|impl(y|ies)|"
+                            r"conclude[sd]?|these (findings|results|data))\b", re.I)
+METHOD = re.compile(r"\bwe (included|recruited|enrolled|used|measured|performed|conducted|collected|"
+                    r"analy[sz]ed|assessed)\b|\b(was|were) (assessed|measured|recruited|enrolled|randomi[sz]ed|"
+                    r"divided|assigned|collected|evaluated)\b|^this was an?\b|\bn\s*=\s*\d", re.I)
+
+
+# ---------------------------------------------------------------------------------------- MEDLINE
+
+def parse_medline(text: str, file: str) -> list[Record]:
+    """Every record of a MEDLINE export; records are separated by blank lines."""
+    return [_medline_record(fields, file, line) for fields, line in _medline_blocks(text, file)]
+
+
+def _medline_blocks(text: str, file: str):
+    """(fields, first line) per record; fields are (tag, value, line) with continuations joined."""
+    fields: list[list] = []
+    start = 0
+    for n, line in enumerate(text.splitlines() + [""], start=1):
+        if not line.strip():
+            if fields:
+                yield fields, start
+            fields = []
+        elif line.startswith("      ") and fields:  # a continuation line: six spaces
+            fields[-1][1] += " " + line.strip()
+        elif match := re.match(r"^([A-Z]{2,4})\s*- ?(.*)$", line):
+            if not fields:
+                start = n
+            fields.append([match.group(1), match.group(2).strip(), n])
+        else:
+            if not fields:
+                start = n
+            fields.append(["??", line.strip(), n])  # reported by _medline_record, not dropped silently
+
+
+def _medline_record(fields: list[list], file: str, line: int) -> Record:
+    values: dict[str, list[str]] = {}
+    problems = [Problem(file, n, f"unreadable line '{value[:40]}': expected 'TAG - value' or a "
+                        "continuation indented six spaces", "warning") for tag, value, n in fields if tag == "??"]
+    for tag, value, _ in fields:
+        values.setdefault(tag, []).append(value)
+    first = lambda tag: values.get(tag, [None])[0]  # noqa: E731
+    pmid, title = first("PMID"), first("TI")
+    if not title:
+        what = f"record PMID {pmid}" if pmid else "record"
+        return None, [*problems, Problem(file, line, f"{what} has no title: expected a 'TI  - ' line"
+                                         + ("" if pmid else " and a 'PMID- ' line"))]
+    authors = values.get("FAU") or [person_name(a) for a in values.get("AU", [])]
+    authors += values.get("CN", [])  # a collective author (consortium) is an author as written
+    doi = next((normalise_doi(v) for v in values.get("AID", []) + values.get("LID", [])
+                if v.endswith("[doi]")), None)
+    year = _year(first("DP"))
+    study = _study(pmid, title, first("AB") or "", authors, year, first("JT") or first("TA"), doi,
+                   file, "medline", line)
+    study.study_type = type_from_publication(values.get("PT", []), study)
+    finish(study)
+    return study, problems
+
+
+def _year(value) -> int | None:
+    match = re.match(r"\s*((19|20)\d\d)", str(value or ""))
+    return int(match.group(1)) if match else None
+
+
+def type_from_publication(types: list[str], study: Study) -> str:
+    """The study type from PubMed's publication types, 'other' when none decides it (then inferred)."""
+    lowered = {t.strip().lower() for t in types}
+    for name, kind in PUBLICATION_TYPES:
+        if any(t == name or t.startswith(name + ",") for t in lowered):
+            return kind
+    if "observational study" in lowered:
+        text = " ".join([study.title, *(i for s in study.sections for i in s.items)])
+        return "cohort" if re.search(r"\bcohort\b", text, re.I) else "cross-sectional"
+    return "other"
+
+
+# ------------------------------------------------------------------------------------------- JSON
+
+def parse_pubmed_json(text: str, file: str) -> list[Record]:
+    """Records from a JSON list, an object holding the list under any key, one record object,
+    or JSONL (one object per line)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if _looks_like_jsonl(text, err):
+            return _jsonl(text, file)
+        return [(None, [Problem(file, err.lineno, f"invalid JSON: {err.msg} (column {err.colno})")])]
+    key, records = _record_list(data)
+    if records is None:
+        return [(None, [Problem(file, 1, "no records: expected a JSON list of records, an object "
+                                "holding one, or a record with 'title'")])]
+    lines = _element_lines(text, key) if key is not False else [1]
+    return [_json_record(r, file, lines[i] if i < len(lines) else 1, i + 1) for i, r in enumerate(records)]
+
+
+def _looks_like_jsonl(text: str, err: json.JSONDecodeError) -> bool:
+    """One object per line: the first object parsed and more followed ('Extra data'), or, when the
+    first line itself is broken, most lines still start an object."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    starts = sum(line.startswith("{") for line in lines)
+    return lines[0].startswith("{") and ("Extra data" in err.msg or (len(lines) > 1 and 2 * starts > len(lines)))
+
+
+def _record_list(data) -> tuple[str | None | bool, list | None]:
+    """(where the list is: None for a top-level list, a key, False for a single record; the list)."""
+    if isinstance(data, list):
+        return None, data
+    if isinstance(data, dict):
+        if "title" in data or "pmid" in data:
+            return False, [data]
+        key = next((k for k, v in data.items() if isinstance(v, list)), None)
+        if key is not None:
+            return key, data[key]
+    return None, None
+
+
+def _element_lines(text: str, key: str | None) -> list[int]:
+    """The line where each element of the record list starts, found by decoding the list element by
+    element from its opening bracket (exact, where a text search for the title would only guess)."""
+    if key is None:
+        pos = text.index("[")
+    else:
+        match = re.search(re.escape(json.dumps(key)) + r"\s*:\s*\[", text)
+        if not match:
+            return []
+        pos = match.end() - 1
+    decoder, lines, pos = json.JSONDecoder(), [], pos + 1
+    while True:
+        pos = re.compile(r"[\s,]*").match(text, pos).end()
+        if pos >= len(text) or text[pos] == "]":
+            return lines
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+
+
+def _jsonl(text: str, file: str) -> list[Record]:
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(_json_record(json.loads(line), file, n, n))
+        except json.JSONDecodeError as err:
+            records.append((None, [Problem(file, n, f"invalid JSON on this line: {err.msg} "
+                                           f"(column {err.colno}); expected one record object per line")]))
+    return records
+
+
+def _json_record(record, file: str, line: int, number: int) -> Record:
+    if not isinstance(record, dict):
+        return None, [Problem(file, line, f"record {number} is not a JSON object: expected "
+                              "{\"pmid\": …, \"title\": …, \"abstract\": …}")]
+    title = str(record.get("title") or "").strip()
+    pmid = str(record["pmid"]).strip() if record.get("pmid") else None
+    if not title:
+        what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
+        return None, [Problem(file, line, f"{what} has no title: expected a \"title\" field")]
+    authors = record.get("authors") or []
+    if isinstance(authors, str):
+        authors = [authors]
+    study = _study(pmid, title, str(record.get("abstract") or ""), [person_name(str(a)) for a in authors],
+                   _year(record.get("year")), record.get("journal") or None,
+                   normalise_doi(str(record.get("doi") or "")), file, "json", line)
+    types = record.get("publication_types") or []
+    study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
+    finish(study)
+    return study, []
+
+
+# -------------------------------------------------------------------------------------- abstracts
+
+def _study(pmid, title, abstract, authors, year, journal, doi, file, fmt, line) -> Study:
+    title = re.sub(r"\s+", " ", title).strip()
+    return Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
+                 journal=journal, year=year, doi=doi, pmid=pmid, source_path=file, source_format=fmt,
+                 sections=abstract_sections(abstract, line))
+
+
+def abstract_sections(abstract: str, line: int | None = None) -> list[Section]:
+    """Sections of an abstract: by its labels when structured, else by the cues of each sentence."""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", abstract)).strip()  # PubMed keeps <b>, <sub> tags
+    if not text:
+        return []
+    parts = _labelled_parts(text)
+    if len(parts) < 2:
+        return _unstructured(text, line)
+    sections = []
+    for label, role, body in parts:
+        if role == Role.INFERRED:  # conclusions hold forward-looking and limiting sentences too
+            sections += split_interpretation(label, [body], line)
+        elif role in (Role.OBSERVED, Role.NOT_PROVEN):
+            sections.append(Section(heading=label, role=role, items=sentences(body), line=line))
+        else:
+            sections.append(Section(heading=label, role=role, items=[body], line=line))
+    return sections
+
+
+def _labelled_parts(text: str) -> list[tuple[str, Role, str]]:
+    """(label, role, text) for each known label; text before the first label is background."""
+    marks = [(m, _label_role(m.group(1))) for m in LABEL.finditer(text)]
+    marks = [(m, role) for m, role in marks if role]
+    if len(marks) < 2:  # one stray label ('METHODS:' alone) does not make an abstract structured
+        return []
+    parts = []
+    lead = text[: marks[0][0].start()].strip()
+    if lead:
+        parts.append(("Background", Role.CONTEXT, lead))
+    for i, (match, role) in enumerate(marks):
+        end = marks[i + 1][0].start() if i + 1 < len(marks) else len(text)
+        body = text[match.end():end].strip()
+        if body:
+            parts.append((match.group(1).strip().title(), role, body))
+    return parts
+
+
+def _label_role(label: str) -> Role | None:
+    key = label.strip().lower()
+    if key in LABELS:
+        return LABELS[key]
+    # 'Background/Objectives', 'Design, Setting and Participants': the first known part decides
+    return next((LABELS[p.strip()] for p in re.split(r"/|&|,| and ", key) if p.strip() in LABELS), None)
+
+
+def _unstructured(text: str, line: int | None) -> list[Section]:
+    """Assign each sentence a role by its cues, in abstract order: background and aims, then methods,
+    results, and the authors' reading of them. Interpretive words ('may') early on are background."""
+    parts = sentences(text)
+    routed: dict[Role, list[str]] = {}
+    results_seen = False
+    for i, sentence in enumerate(parts):
+        late = results_seen or i >= 0.6 * len(parts)
+        if LIMITS.search(sentence):
+            role = Role.NOT_PROVEN
+        elif (FORWARD.search(sentence) or re.search(r"\bfuture\b", sentence, re.I)) and late:
+            role = Role.OPEN_QUESTION
+        elif CONCLUSION_OPENER.search(sentence) and late:
+            role = Role.INFERRED
+        elif RESULT.search(sentence) and not EARLIER_WORK.search(sentence):
+            role, results_seen = Role.OBSERVED, True
+        elif INTERPRETATION.search(sentence) and late:
+            role = Role.INFERRED
+        elif METHOD.search(sentence) and not results_seen:
+            role = Role.METHODS
+        else:
+            role = Role.CONTEXT
+        routed.setdefault(role, []).append(sentence)
+    order = [Role.CONTEXT, Role.METHODS, Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PROVEN]
+    headings = {Role.CONTEXT: "Background", Role.METHODS: "Methods", Role.OBSERVED: "Results",
+                Role.INFERRED: "Conclusions", Role.OPEN_QUESTION: "Open questions",
+                Role.NOT_PROVEN: "Limitations"}
+    return [Section(heading=headings[role], role=role, line=line,
+                    items=routed[role] if role not in (Role.CONTEXT, Role.METHODS) else [" ".join(routed[role])])
+            for role in order if role in routed]
