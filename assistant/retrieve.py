@@ -14,9 +14,6 @@ from .index import IndexMissing, live_build
 from .study import Pem, Study
 
 
-UNITS_SCORED = 3
-
-
 @dataclass(frozen=True)
 class Filters:
     year_from: int | None = None
@@ -52,7 +49,7 @@ class Evidence:
 class StudyHit:
     study: Study
     relevance: float  # best cosine among the study's retrieved units: comparable across questions
-    fused: float  # reciprocal-rank-fusion score that ordered the studies
+    rank_score: float  # the retriever's score of the study's best unit: what orders the studies
     evidence: list[Evidence] = field(default_factory=list)
 
 
@@ -119,12 +116,11 @@ class Library:
             if not filters.admits(study):
                 continue
             sim = self.similarity(query_vector, result.node.node_id)
-            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, fused=0.0))
+            # A study ranks by its best unit, so a long entry cannot win on its number of units.
+            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=result.score or 0.0))
             hit.relevance = max(hit.relevance, sim)
-            if len(hit.evidence) < UNITS_SCORED:  # a study ranks by its best few units, so a long
-                hit.fused += result.score or 0.0  # entry cannot win on its number of units alone
             if len(hit.evidence) < per_study:
                 hit.evidence.append(Evidence(result.node.node_id, result.node.get_content(),
                                              meta["role"], meta["position"], sim))
-        ranked = sorted(hits.values(), key=lambda h: h.fused, reverse=True)
+        ranked = sorted(hits.values(), key=lambda h: h.rank_score, reverse=True)
         return ranked[:top_k]

@@ -128,7 +128,9 @@ def _merge(first: Study, other: Study) -> Study:
 
 
 def _line(study: Study) -> int:
-    """The record's first line as far as the study knows it (its first section), else line 1."""
+    """Line 1 of a one-study file; in a PubMed file, the record's first line (its sections carry it)."""
+    if study.source_format in ("atlas", "markdown"):
+        return 1
     return min((s.line for s in study.sections if s.line), default=1)
 
 

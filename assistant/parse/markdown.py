@@ -32,7 +32,8 @@ FORWARD = re.compile(
     r"\bfuture (work|research|studies|study|trials|investigations?)\b|\bfurther (studies|research|work|"
     r"trials|investigations?)\b[^.]*\b(needed|required|necessary|warranted)|\bmore research\b"
     r"|\bneeds? to be (confirmed|replicated|validated)|\bremains? (unclear|unknown|to be)\b"
-    r"|\bwarrant(s|ed)?\b|should be (investigated|explored|examined|studied)", re.I)
+    r"|\bwarrant(s|ed)?\b|should be (investigated|explored|examined|studied)"
+    r"|\brequire[sd]? (further )?(validation|confirmation|replication)", re.I)
 # ...or what the study cannot show (the authors' own limits, so not generated).
 LIMITS = re.compile(
     r"\ba limitation|\blimitations?\b|\bsmall sample|cannot determine whether|was not designed to"
@@ -43,12 +44,13 @@ LIMITS = re.compile(
 # required-PEM definition counts only in a sentence about who took part, not one that lists criteria.
 PEM_REQUIRED = re.compile(
     r"canadian consensus criteria|\bCCC\b|international consensus criteria|\bICC\b|\bSEID\b"
-    r"|\b(IOM|NAM|institute of medicine|national academy of medicine)\b[^.]{0,40}\bcriteria"
-    r"|\b2015 (IOM|NAM)\b|\bIOM \(2015\)", re.I)
+    r"|\b(2015 )?(IOM|NAM|institute of medicine|national academy of medicine)( \(?2015\)?)?( diagnostic)?"
+    r" (criteria|definition)", re.I)
 PEM_NOT_REQUIRED = re.compile(r"\bfukuda\b|\boxford (criteria|definition)\b|\bCDC[ -]?1994\b|\b1994 CDC\b",
                               re.I)
 PARTICIPANTS = re.compile(r"\b(participants?|patients?|subjects|cases|people|adults|individuals|met|meet"
-                          r"|meeting|fulfill?(ed|ing)?|defined by|diagnosed|according to)\b", re.I)
+                          r"|meeting|fulfill?(ed|ing)?|defined by|diagnosed|diagnosis (was )?based on"
+                          r"|according to|recruited|enrolled|included)\b", re.I)
 
 # Emoji and invisible characters the summaries sprinkle through their prose (💊 🧪 ⭐, zero-width space).
 DECORATION = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u200B\uFE0F]")
@@ -164,6 +166,8 @@ def person_name(name: str) -> str:
     name = TITLES.sub("", name.strip().strip("."))
     words = name.split()
     if "," in name or len(words) < 2 or len(words) > 6 or INSTITUTION.search(name):
+        return name
+    if all(w.lower() in PARTICLES for w in words[:-1]):  # a surname alone: 'van Loo', 'Del Din'
         return name
     if re.fullmatch(r"[A-Z]{1,3}", words[-1]) and len(words) == 2:  # PubMed 'Surname INITIALS'
         return f"{words[0]}, {' '.join(c + '.' for c in words[1])}"

@@ -47,18 +47,21 @@ PUBLICATION_TYPES = [
 
 # Cues for unstructured abstracts. Results carry numbers or report what was measured; claims about
 # earlier work ('has been shown', 'previous studies showed') are background, not this study's results.
+STATS = re.compile(r"\bp\s*[<=>≤]\s*0?\.\d|\d\s?%|(?-i:\b(OR|HR|RR|CI)\b)\s*[=:]?\s*\d", re.I)
 RESULT = re.compile(
-    r"\bp\s*[<=>≤]\s*0?\.\d|\d\s?%|\bwe found\b|\b(was|were)\s+(significantly\s+)?(higher|lower|increased|"
-    r"reduced|decreased|elevated|greater|improved|associated)\b|\bshowed\b|\bobserved\b|\bsignificant(ly)?\b"
-    r"|\bcorrelat|\bdid not differ\b|\b(OR|HR|RR|CI)\s*[=:]?\s*\d", re.I)
-EARLIER_WORK = re.compile(r"\b(previous|prior|earlier)\b|\b(has|have) been\b", re.I)
+    r"\bwe (found|identified|detected|demonstrated)\b|\b(was|were) found\b|\b\w+ed significantly\b|\bdemonstrated\b|\b(was|were)\s+(significantly\s+)?(higher|lower|increased|reduced|"
+    r"decreased|elevated|greater|improved|associated)\b|\bshowed\b|\bobserved\b|\bcorrelat|\bdid not differ\b"
+    r"|\b(statistically|no|not) significant|\bsignificant(ly)?\s+(\w+ed|higher|lower|greater|worse|better|more|"
+    r"less|differences?|increases?|decreases?|reductions?|improvements?|associations?|correlations?|effects?)\b",
+    re.I)
+EARLIER_WORK = re.compile(r"\b(previous(ly)?|prior|earlier|recent (paper|study|work))\b|\b(has|have) been\b", re.I)
 CONCLUSION_OPENER = re.compile(r"^(these|our) (findings|results|data)\b|^(in conclusion|taken together|"
                                r"overall|we conclude)\b|\bconclude", re.I)
 INTERPRETATION = re.compile(r"\b(suggests?|suggesting|may|might|indicates?|indicating|impl(y|ies)|"
                             r"conclude[sd]?|these (findings|results|data))\b", re.I)
-METHOD = re.compile(r"\bwe (included|recruited|enrolled|used|measured|performed|conducted|collected|"
+METHOD = re.compile(r"\bwe (included|recruited|enrolled|followed|used|measured|performed|conducted|collected|"
                     r"analy[sz]ed|assessed)\b|\b(was|were) (assessed|measured|recruited|enrolled|randomi[sz]ed|"
-                    r"divided|assigned|collected|evaluated)\b|^this was an?\b|\bn\s*=\s*\d", re.I)
+                    r"divided|assigned|collected|evaluated|performed|conducted|used|applied)\b|^this was an?\b|\bn\s*=\s*\d", re.I)
 
 
 # ---------------------------------------------------------------------------------------- MEDLINE
@@ -211,16 +214,22 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
     if not title:
         what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
         return None, [Problem(file, line, f"{what} has no title: expected a \"title\" field")]
-    authors = record.get("authors") or []
-    if isinstance(authors, str):
-        authors = [authors]
-    study = _study(pmid, title, str(record.get("abstract") or ""), [person_name(str(a)) for a in authors],
+    study = _study(pmid, title, str(record.get("abstract") or ""), _json_authors(record.get("authors")),
                    _year(record.get("year")), record.get("journal") or None,
                    normalise_doi(str(record.get("doi") or "")), file, "json", line)
     types = record.get("publication_types") or []
     study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
     finish(study)
     return study, []
+
+
+def _json_authors(value) -> list[str]:
+    """Names as 'Surname, Given'. When most names of a record are one word the list holds surnames
+    only, and a two-word name is a compound surname ('Cohen Tervaert'), not 'Given Surname'."""
+    names = [str(a).strip() for a in ([value] if isinstance(value, str) else value or []) if str(a).strip()]
+    if sum(len(n.split()) == 1 for n in names) * 2 >= len(names):
+        return names
+    return [person_name(n) for n in names]
 
 
 # -------------------------------------------------------------------------------------- abstracts
@@ -280,6 +289,7 @@ def _label_role(label: str) -> Role | None:
 def _unstructured(text: str, line: int | None) -> list[Section]:
     """Assign each sentence a role by its cues, in abstract order: background and aims, then methods,
     results, and the authors' reading of them. Interpretive words ('may') early on are background."""
+    text = LABEL.sub(lambda m: "" if _label_role(m.group(1)) else m.group(0), text)  # a stray 'METHODS:'
     parts = sentences(text)
     routed: dict[Role, list[str]] = {}
     results_seen = False
@@ -291,12 +301,16 @@ def _unstructured(text: str, line: int | None) -> list[Section]:
             role = Role.OPEN_QUESTION
         elif CONCLUSION_OPENER.search(sentence) and late:
             role = Role.INFERRED
-        elif RESULT.search(sentence) and not EARLIER_WORK.search(sentence):
+        elif i == 0:  # an abstract opens with background, whatever words it uses
+            role = Role.CONTEXT
+        elif STATS.search(sentence) and not METHOD.search(sentence) and not EARLIER_WORK.search(sentence):
+            role, results_seen = Role.OBSERVED, True
+        elif METHOD.search(sentence):
+            role = Role.METHODS
+        elif (STATS.search(sentence) or RESULT.search(sentence)) and not EARLIER_WORK.search(sentence):
             role, results_seen = Role.OBSERVED, True
         elif INTERPRETATION.search(sentence) and late:
             role = Role.INFERRED
-        elif METHOD.search(sentence) and not results_seen:
-            role = Role.METHODS
         else:
             role = Role.CONTEXT
         routed.setdefault(role, []).append(sentence)
