@@ -8,7 +8,7 @@ from .answer import ANSWERED, NO_EVIDENCE, OUT_OF_SCOPE, SAFETY, Answer
 from .compose import compose
 from .embed import embed_texts
 from .followup import Conversation
-from .gate import Gate
+from .gate import EvidenceCheck, Gate
 from .present import to_markdown
 from .prompts import table
 from .retrieve import Filters, Library
@@ -20,6 +20,8 @@ class Assistant:
         self.settings = settings
         self.library = Library(settings.index_dir, settings.candidates)
         self.gate = Gate(settings.embedding_model, settings.embed_batch_size)
+        self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
+                                      settings.min_term_coverage, settings.strong_similarity)
 
     def _embed(self, texts: list[str]):
         return embed_texts(texts, self.settings.embedding_model, self.settings.embed_batch_size)
@@ -28,13 +30,15 @@ class Assistant:
             conversation: Conversation | None = None) -> Answer:
         started = time.perf_counter()
         mode = mode or self.settings.mode
-        question = " ".join(question.split())
+        question = " ".join(question.replace("’", "'").split())
         resolved = conversation.resolve(question) if conversation else None
         search_text = resolved.text if resolved else question
-        vectors = self._embed([question] if search_text == question else [question, search_text])
-        verdict = self.gate.check(question, vectors[0])
+        # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
+        question_vector, search_vector, topic_vector = self._embed(
+            [question, search_text, self.evidence.topic(search_text)])
+        verdict = self.gate.check(question, question_vector)
         if verdict.in_scope is False and search_text != question:
-            verdict.in_scope = self.gate.check(search_text, vectors[-1]).in_scope
+            verdict.in_scope = self.gate.check(search_text, search_vector).in_scope
         gated = time.perf_counter()
         timings = {"gate": (gated - started) * 1000}
 
@@ -44,13 +48,14 @@ class Assistant:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
             top_k = 3 if mode == "patient" else 5
-            hits = self.library.retrieve(search_text, vectors[-1], filters, top_k=max(top_k, self.settings.top_k))
+            hits = self.library.retrieve(search_text, search_vector, filters, top_k=max(top_k, self.settings.top_k))
             retrieved = time.perf_counter()
             timings["retrieve"] = (retrieved - gated) * 1000
-            if not hits or hits[0].relevance < self.settings.min_relevance and not filters.study_ids:
+            relevant, _ = self.evidence.relevant(search_text, topic_vector, hits)
+            if not hits or not (relevant or filters.study_ids):
                 answer = self._fixed(question, NO_EVIDENCE)
             else:
-                answer = compose(search_text, vectors[-1], hits, self.library, mode)
+                answer = compose(search_text, search_vector, hits, self.library, mode)
                 answer.question = question
                 answer.notes = self._advice_notes(verdict)
             timings["compose"] = (time.perf_counter() - retrieved) * 1000

@@ -71,3 +71,61 @@ class Gate:
         verdict.dose = intents["dose"].match(question, vector) is not None
         verdict.diagnosis = intents["diagnosis"].match(question, vector) is not None
         return verdict
+
+
+class EvidenceCheck:
+    """After retrieval: does any retrieved study really speak to the question's topic?
+
+    Every entry is about ME/CFS, so plain similarity rewards any ME/CFS question. Two signals that
+    ignore the disease words instead: the similarity of the question's topic (generic words dropped)
+    to the closest unit, and the share of the topic's informative words (IDF-weighted, stemmed) that
+    a retrieved study contains. Thresholds are calibrated on evals/ (see README)."""
+
+    def __init__(self, library, min_topic: float, min_coverage: float, strong: float):
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self.library, self.min_topic, self.min_coverage, self.strong = library, min_topic, min_coverage, strong
+        self.stem = Stemmer.Stemmer("english").stemWords
+        self.generic = set(table("gate")["evidence"]["generic_words"]) | set(STOPWORDS_EN) | STOP_EXTRA
+        self.terms = {sid: set(self.stem(_words(" ".join([s.title, *(i for sec in s.sections for i in sec.items)]))))
+                      for sid, s in library.studies.items()}
+        self.df: dict[str, int] = {}
+        for terms in self.terms.values():
+            for term in terms:
+                self.df[term] = self.df.get(term, 0) + 1
+
+    def topic(self, question: str) -> str:
+        """The question without the words every study shares ('Does acupuncture help ME/CFS?' -> 'acupuncture')."""
+        kept = [w for w in re.findall(r"[\w'/-]+", question) if w.lower() not in self.generic]
+        return " ".join(kept) or question
+
+    def coverage(self, question: str, hits) -> float:
+        """IDF-weighted share of the question's informative words found in the studies (together)."""
+        terms = self.stem([w for w in _words(question) if w not in self.generic])
+        if not terms:
+            return 1.0
+        n = len(self.terms)
+        idf = {t: np.log((n + 1) / (self.df.get(t, 0) + 0.5)) for t in terms}
+        total = sum(idf.values())
+        found = set().union(*(self.terms[h.study.id] for h in hits)) if hits else set()
+        return sum(idf[t] for t in terms if t in found) / total
+
+    def relevant(self, question: str, topic_vector: np.ndarray, hits) -> tuple[bool, str]:
+        if not hits:
+            return False, "nothing retrieved"
+        topic = float(np.max(self.library.vectors @ topic_vector))
+        coverage = self.coverage(question, hits[:3])
+        # A strong overall match may stand in for a low word overlap (paraphrase), but not for none.
+        ok = topic >= self.min_topic and coverage > 0 and (
+            coverage >= self.min_coverage or hits[0].relevance >= self.strong)
+        return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}"
+
+
+STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "should", "would", "will",
+              "what", "which", "who", "how", "why", "when", "where", "my", "i", "me", "you", "your", "we",
+              "has", "have", "had", "been", "any", "about", "from", "with", "more", "most", "than", "get", "got"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())

@@ -23,8 +23,13 @@ class Settings:
     candidates: int = 50  # chunks each retriever returns before fusion
     backend: str = "extractive"  # the answer engine; extractive is offline and deterministic
     mode: str = "patient"  # patient | clinician
-    # Fused relevance below which a question gets `no_evidence` (calibrated on evals/, see README).
-    min_relevance: float = 0.35
+    # When no study speaks to a question it gets `no_evidence` (gate.EvidenceCheck; calibrated on
+    # evals/questions.jsonl and evals/retrieval.jsonl, see README): the question's topic must be this
+    # similar to some unit, and a study must hold this share of its informative words unless the
+    # plain similarity is at least `strong_similarity`.
+    min_topic_similarity: float = 0.31
+    min_term_coverage: float = 0.35
+    strong_similarity: float = 0.57
 
 
 class SettingsError(ValueError):

@@ -68,8 +68,9 @@ def read_file(path: Path) -> tuple[list[Study], list[Problem]]:
 
 
 def _parse(text: str, file: str) -> list[tuple[Study | None, list[Problem]]]:
-    """Dispatch on what the text looks like: front matter, MEDLINE tags, JSON, else an atlas entry."""
-    if text.splitlines()[0].strip() == "---":
+    """Dispatch on what the text looks like: front matter (or '## ' headings, so a summary that lost
+    its front matter is reported as such), MEDLINE tags, JSON, else an atlas entry."""
+    if text.splitlines()[0].strip() == "---" or re.search(r"^## \S", text, re.M):
         return [parse_markdown(text, file)]
     if re.search(r"^PMID- ", text, re.M):
         return parse_medline(text, file)
@@ -87,27 +88,31 @@ def load_corpus(paths: list[Path]) -> CorpusLoad:
     different things (an atlas entry its roles, a PubMed record its PMID)."""
     files, problems = corpus_files(paths)
     load = CorpusLoad(problems=problems, files=len(files))
+    formats: list[set[str]] = []  # formats each kept study was read in: a second copy in one is a duplicate
     for path in files:
         studies, found = read_file(path)
         load.problems += found
         for study in studies:
-            first = _same_study(load.studies, study)
-            if first is None:
+            i = _same_study(load.studies, study)
+            if i is None:
                 load.studies.append(study)
-            elif first.source_format == study.source_format or not _shares_identifier(first, study):
+                formats.append({study.source_format})
+            elif study.source_format in formats[i] or not _shares_identifier(load.studies[i], study):
                 load.problems.append(Problem(study.source_path, _line(study), f"duplicate study "
-                                             f"{study.id}: already read from {first.source_path}"))
+                                             f"{study.id}: already read from {load.studies[i].source_path}"))
             else:
-                kept = _merge(first, study)
-                load.studies[load.studies.index(first)] = kept
+                first = load.studies[i]
+                load.studies[i] = _merge(first, study)
+                formats[i].add(study.source_format)
                 load.problems.append(Problem(study.source_path, _line(study), f"merged with "
                                              f"{first.source_path}: the same study ({study.id}) in another "
-                                             f"format; kept the {kept.source_format} sections", "warning"))
+                                             f"format; kept the {load.studies[i].source_format} sections",
+                                             "warning"))
     return load
 
 
-def _same_study(studies: list[Study], study: Study) -> Study | None:
-    return next((s for s in studies if s.id == study.id or _shares_identifier(s, study)), None)
+def _same_study(studies: list[Study], study: Study) -> int | None:
+    return next((i for i, s in enumerate(studies) if s.id == study.id or _shares_identifier(s, study)), None)
 
 
 def _shares_identifier(a: Study, b: Study) -> bool:

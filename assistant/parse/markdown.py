@@ -24,6 +24,7 @@ HEADINGS = {
     "Discussion": Role.INFERRED,
     "Conclusion & Future Work": Role.INFERRED,
 }
+KNOWN = {h.lower(): h for h in HEADINGS}
 # Roles whose items are single sentences, so an answer can cite one claim; the others stay paragraphs.
 SENTENCE_ROLES = {Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PROVEN}
 
@@ -77,8 +78,10 @@ def parse_markdown(text: str, file: str) -> tuple[Study, list[Problem]]:
     doi, url, pmid = classify_link(facts.get("link"))
     sections = _sections(lines[body_start:], body_start, file, problems)
     if not sections:
-        raise ParseError(Problem(file, body_start + 1, "no sections: expected '## ' headings such as "
-                                 "'## Summary' and '## What has been found?'"))
+        unknown = [p.line for p in problems if p.message.startswith("unknown section heading")]
+        found = f" ({len(unknown)} unknown headings, the first at line {unknown[0]})" if unknown else ""
+        raise ParseError(Problem(file, body_start + 1, f"no sections{found}: expected '## ' headings such "
+                                 "as '## Summary' and '## What has been found?'"))
     year = _year(meta.get("published")) or _year(meta.get("created"))
     study = Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
                   et_al=et_al, journal=facts.get("publisher") or None, year=year, doi=doi, pmid=pmid,
@@ -109,7 +112,9 @@ def _front_matter(lines: list[str], file: str) -> tuple[dict, int]:
     try:
         meta = yaml.safe_load("\n".join(lines[1:end])) or {}
     except yaml.YAMLError as err:
-        line = 2 + getattr(getattr(err, "problem_mark", None), "line", 0)
+        # the construct that went wrong starts at context_mark (an unclosed '['); else where it was seen
+        mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
+        line = 2 + getattr(mark, "line", 0)
         raise ParseError(Problem(file, line, f"front matter is not valid YAML: "
                                  f"{getattr(err, 'problem', None) or err}")) from None
     if not isinstance(meta, dict):
@@ -213,6 +218,7 @@ def _sections(lines: list[str], offset: int, file: str, problems: list[Problem])
             if found:
                 found[-1][2].append(line)
             continue
+        heading = KNOWN.get(heading.lower(), heading)  # 'Conclusion & future work' is the same heading
         if heading not in HEADINGS:
             problems.append(Problem(file, n, f"unknown section heading '{heading[:60]}': expected one of "
                                     f"the summary headings; the closest is '{closest(heading)}'", "warning"))

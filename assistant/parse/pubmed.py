@@ -31,6 +31,9 @@ LABELS = {
 # A label starts the abstract or a sentence: 'BACKGROUND:', 'Background/Objectives:', 'Methods:'.
 LABEL = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\s\s))([A-Z][A-Za-z]+(?:[ /&]+[A-Za-z]+){0,4})\s*:\s+")
 
+# PubMed keeps some markup ('<b>Methods</b>:', 'PROMIS<sup>®</sup>'); a bare '<' ('age <18') is text.
+TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*/?>")
+
 # Publication types (PT) that decide the study type before any inference from the text.
 PUBLICATION_TYPES = [
     ("randomized controlled trial", "rct"),
@@ -49,19 +52,21 @@ PUBLICATION_TYPES = [
 # earlier work ('has been shown', 'previous studies showed') are background, not this study's results.
 STATS = re.compile(r"\bp\s*[<=>≤]\s*0?\.\d|\d\s?%|(?-i:\b(OR|HR|RR|CI)\b)\s*[=:]?\s*\d", re.I)
 RESULT = re.compile(
-    r"\bwe (found|identified|detected|demonstrated)\b|\b(was|were) found\b|\b\w+ed significantly\b|\bdemonstrated\b|\b(was|were)\s+(significantly\s+)?(higher|lower|increased|reduced|"
-    r"decreased|elevated|greater|improved|associated)\b|\bshowed\b|\bobserved\b|\bcorrelat|\bdid not differ\b"
-    r"|\b(statistically|no|not) significant|\bsignificant(ly)?\s+(\w+ed|higher|lower|greater|worse|better|more|"
-    r"less|differences?|increases?|decreases?|reductions?|improvements?|associations?|correlations?|effects?)\b",
-    re.I)
-EARLIER_WORK = re.compile(r"\b(previous(ly)?|prior|earlier|recent (paper|study|work))\b|\b(has|have) been\b", re.I)
+    r"\bwe (found|identified|detected|demonstrated)\b|\b(was|were) found\b|\bdemonstrated\b|\bshowed\b"
+    r"|\bobserved\b|\bcorrelat|\bdid not differ\b|\b\w+ed significantly\b|\b(statistically|no|not) significant"
+    r"|\b(was|were)\s+(significantly\s+)?(higher|lower|increased|reduced|decreased|elevated|greater|improved"
+    r"|associated)\b|\bsignificant(ly)?\s+(\w+ed|higher|lower|greater|worse|better|more|less|differences?"
+    r"|increases?|decreases?|reductions?|improvements?|associations?|correlations?|effects?)\b", re.I)
+EARLIER_WORK = re.compile(r"\b(previous(ly)?|prior|earlier|recent (paper|study|work))\b|\b(has|have) been\b",
+                          re.I)
 CONCLUSION_OPENER = re.compile(r"^(these|our) (findings|results|data)\b|^(in conclusion|taken together|"
                                r"overall|we conclude)\b|\bconclude", re.I)
 INTERPRETATION = re.compile(r"\b(suggests?|suggesting|may|might|indicates?|indicating|impl(y|ies)|"
                             r"conclude[sd]?|these (findings|results|data))\b", re.I)
-METHOD = re.compile(r"\bwe (included|recruited|enrolled|followed|used|measured|performed|conducted|collected|"
-                    r"analy[sz]ed|assessed)\b|\b(was|were) (assessed|measured|recruited|enrolled|randomi[sz]ed|"
-                    r"divided|assigned|collected|evaluated|performed|conducted|used|applied)\b|^this was an?\b|\bn\s*=\s*\d", re.I)
+METHOD = re.compile(
+    r"\bwe (included|recruited|enrolled|followed|used|measured|performed|conducted|collected|analy[sz]ed"
+    r"|assessed)\b|\b(was|were) (assessed|measured|recruited|enrolled|randomi[sz]ed|divided|assigned|collected"
+    r"|evaluated|performed|conducted|used|applied)\b|^this was an?\b|\bn\s*=\s*\d", re.I)
 
 
 # ---------------------------------------------------------------------------------------- MEDLINE
@@ -94,11 +99,14 @@ def _medline_blocks(text: str, file: str):
 
 def _medline_record(fields: list[list], file: str, line: int) -> Record:
     values: dict[str, list[str]] = {}
-    problems = [Problem(file, n, f"unreadable line '{value[:40]}': expected 'TAG - value' or a "
-                        "continuation indented six spaces", "warning") for tag, value, n in fields if tag == "??"]
+    problems = [Problem(file, n, f"unreadable line '{value[:40]}': expected 'TAG - value' or a continuation "
+                        "indented six spaces", "warning") for tag, value, n in fields if tag == "??"]
     for tag, value, _ in fields:
         values.setdefault(tag, []).append(value)
-    first = lambda tag: values.get(tag, [None])[0]  # noqa: E731
+
+    def first(tag: str) -> str | None:
+        return values.get(tag, [None])[0]
+
     pmid, title = first("PMID"), first("TI")
     if not title:
         what = f"record PMID {pmid}" if pmid else "record"
@@ -145,7 +153,7 @@ def parse_pubmed_json(text: str, file: str) -> list[Record]:
             return _jsonl(text, file)
         return [(None, [Problem(file, err.lineno, f"invalid JSON: {err.msg} (column {err.colno})")])]
     key, records = _record_list(data)
-    if records is None:
+    if not records:
         return [(None, [Problem(file, 1, "no records: expected a JSON list of records, an object "
                                 "holding one, or a record with 'title'")])]
     lines = _element_lines(text, key) if key is not False else [1]
@@ -157,7 +165,7 @@ def _looks_like_jsonl(text: str, err: json.JSONDecodeError) -> bool:
     first line itself is broken, most lines still start an object."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     starts = sum(line.startswith("{") for line in lines)
-    return lines[0].startswith("{") and ("Extra data" in err.msg or (len(lines) > 1 and 2 * starts > len(lines)))
+    return lines[0].startswith("{") and ("Extra data" in err.msg or len(lines) > 1 and 2 * starts > len(lines))
 
 
 def _record_list(data) -> tuple[str | None | bool, list | None]:
@@ -167,7 +175,10 @@ def _record_list(data) -> tuple[str | None | bool, list | None]:
     if isinstance(data, dict):
         if "title" in data or "pmid" in data:
             return False, [data]
-        key = next((k for k, v in data.items() if isinstance(v, list)), None)
+        lists = [k for k, v in data.items() if isinstance(v, list)]
+        # the records: a list of objects rather than, say, a list of tags beside it
+        objects = [k for k in lists if any(isinstance(r, dict) for r in data[k])]
+        key = (objects or lists or [None])[0]
         if key is not None:
             return key, data[key]
     return None, None
@@ -215,7 +226,7 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
         what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
         return None, [Problem(file, line, f"{what} has no title: expected a \"title\" field")]
     study = _study(pmid, title, str(record.get("abstract") or ""), _json_authors(record.get("authors")),
-                   _year(record.get("year")), record.get("journal") or None,
+                   _year(record.get("year")), str(record["journal"]) if record.get("journal") else None,
                    normalise_doi(str(record.get("doi") or "")), file, "json", line)
     types = record.get("publication_types") or []
     study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
@@ -226,7 +237,8 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
 def _json_authors(value) -> list[str]:
     """Names as 'Surname, Given'. When most names of a record are one word the list holds surnames
     only, and a two-word name is a compound surname ('Cohen Tervaert'), not 'Given Surname'."""
-    names = [str(a).strip() for a in ([value] if isinstance(value, str) else value or []) if str(a).strip()]
+    value = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    names = [str(a).strip() for a in value if str(a).strip()]
     if sum(len(n.split()) == 1 for n in names) * 2 >= len(names):
         return names
     return [person_name(n) for n in names]
@@ -235,7 +247,7 @@ def _json_authors(value) -> list[str]:
 # -------------------------------------------------------------------------------------- abstracts
 
 def _study(pmid, title, abstract, authors, year, journal, doi, file, fmt, line) -> Study:
-    title = re.sub(r"\s+", " ", title).strip()
+    title = re.sub(r"\s+", " ", TAG.sub("", title)).strip()
     return Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
                  journal=journal, year=year, doi=doi, pmid=pmid, source_path=file, source_format=fmt,
                  sections=abstract_sections(abstract, line))
@@ -243,7 +255,7 @@ def _study(pmid, title, abstract, authors, year, journal, doi, file, fmt, line) 
 
 def abstract_sections(abstract: str, line: int | None = None) -> list[Section]:
     """Sections of an abstract: by its labels when structured, else by the cues of each sentence."""
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", abstract)).strip()  # PubMed keeps <b>, <sub> tags
+    text = re.sub(r"\s+", " ", TAG.sub("", abstract)).strip()
     if not text:
         return []
     parts = _labelled_parts(text)
@@ -318,6 +330,7 @@ def _unstructured(text: str, line: int | None) -> list[Section]:
     headings = {Role.CONTEXT: "Background", Role.METHODS: "Methods", Role.OBSERVED: "Results",
                 Role.INFERRED: "Conclusions", Role.OPEN_QUESTION: "Open questions",
                 Role.NOT_PROVEN: "Limitations"}
+    prose = (Role.CONTEXT, Role.METHODS)  # paragraphs, as in the other formats; the rest one per sentence
     return [Section(heading=headings[role], role=role, line=line,
-                    items=routed[role] if role not in (Role.CONTEXT, Role.METHODS) else [" ".join(routed[role])])
+                    items=[" ".join(routed[role])] if role in prose else routed[role])
             for role in order if role in routed]
