@@ -1,15 +1,14 @@
 """Follow-up questions, resolved against earlier turns of the same conversation.
 
-"what about in Long COVID?" is asked about the previous topic; "does that one prove it?" is asked
-about the study the previous answer cited first; "do they agree?" about all the studies it cited."""
+"what about in Long COVID?" and "did any of them try a probiotic?" are asked about the previous topic;
+"does that one prove it?" is asked about the study the previous answer cited first."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
 SINGULAR = re.compile(r"\b(that|this|the|first) (one|study|paper|trial|review|article)\b|\bit\b", re.I)
-PLURAL = re.compile(r"\b(they|them|those|these|both|either|neither)\b|\b(those|these|the) "
-                    r"(ones|studies|papers|trials)\b", re.I)
+PLURAL = re.compile(r"\b(they|them|those|these|both|either|neither|ones|studies)\b", re.I)
 CONTINUES = re.compile(r"^\s*(and|but|also|so|what about|how about|what if|in|for|same for|what of)\b", re.I)
 
 
@@ -35,11 +34,9 @@ class Conversation:
         if previous is None or len(question.split()) > 12:
             return Resolved(question)
         topic = f"{previous.resolved} {question}"
-        if PLURAL.search(question):
-            return Resolved(topic, tuple(previous.cited))
-        if SINGULAR.search(question):
+        if SINGULAR.search(question) and not PLURAL.search(question):
             return Resolved(topic, tuple(previous.cited[:1]))
-        if CONTINUES.search(question) or len(question.split()) <= 4:
+        if PLURAL.search(question) or CONTINUES.search(question) or len(question.split()) <= 4:
             return Resolved(topic)
         return Resolved(question)
 
