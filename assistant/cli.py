@@ -133,6 +133,33 @@ def cmd_chat(args, settings) -> int:
         print(to_terminal(answer, mode))
 
 
+def cmd_eval(args, settings) -> int:
+    """Answer a question set in one process, measure the answers, write the report."""
+    from .eval_report import gate_failures, write_report
+    from .evaluate import read_questions, run_eval
+    from .index import build_index
+
+    if not args.set.is_file():
+        raise UserError(f"{args.set}: no such question set")
+    try:
+        questions = read_questions(args.set)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    summary = build_index(args.corpus or settings.corpus, settings, progress=not args.json)
+    print(f"index: {summary.studies} studies ({summary.embedded_chunks} chunks embedded, "
+          f"{summary.reused_chunks} reused)", file=sys.stderr)
+    run = run_eval(_open_assistant(settings), questions, args.set.stem, progress=not args.json)
+    report = write_report(run, args.out)
+    failures = gate_failures(run.summary)
+    print(f"report: {report} (+ .json, .png); {len(run.misses)} misses; CI gate: "
+          + ("passes" if not failures else "fails: " + "; ".join(failures)), file=sys.stderr)
+    if args.json:
+        print(json.dumps(run.summary))
+    else:
+        print(report.read_text(encoding="utf-8").split("## Retrieval")[0])
+    return 0
+
+
 def _add_answer_options(parser) -> None:
     parser.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
     parser.add_argument("--mode", choices=["patient", "clinician"], help="audience (default: patient)")
@@ -172,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _add_answer_options(chat)
     chat.set_defaults(run=cmd_chat)
+
+    evaluate = sub.add_parser("eval", help="run a question set, write a report with baselines and a plot")
+    evaluate.add_argument("--set", type=Path, default=Path("evals/questions.jsonl"), help="JSONL question set")
+    evaluate.add_argument("--corpus", nargs="+", type=Path, help="corpus files or folders (default: corpus/)")
+    evaluate.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    evaluate.add_argument("--out", type=Path, default=Path("evals/reports"), help="report folder")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    evaluate.set_defaults(run=cmd_eval)
     return parser
 
 
