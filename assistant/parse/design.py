@@ -31,7 +31,7 @@ def infer_study_type(study: Study) -> str:
 
 def design_caveats(study: Study) -> Section | None:
     """Caveats that follow from the design, for a study with no not-proven section of its own."""
-    if study.section(Role.NOT_PROVEN):
+    if any(s.role == Role.NOT_PROVEN and not s.generated for s in study.sections):
         return None
     texts = table("design_caveats")
     caveats = [texts[study.study_type]] if study.study_type in texts else []
