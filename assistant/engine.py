@@ -47,8 +47,7 @@ class Assistant:
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
-            top_k = 3 if mode == "patient" else 5
-            hits = self.library.retrieve(search_text, search_vector, filters, top_k=max(top_k, self.settings.top_k))
+            hits = self.library.retrieve(search_text, search_vector, filters, top_k=self.settings.top_k)
             retrieved = time.perf_counter()
             timings["retrieve"] = (retrieved - gated) * 1000
             relevant, _ = self.evidence.relevant(search_text, topic_vector, hits)

@@ -66,4 +66,13 @@ def load_settings(overrides: dict | None = None, config: Path | None = None) -> 
             values[f.name] = env
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     coerced = {k: _coerce(k, hints[k], v) for k, v in values.items()}
-    return dataclasses.replace(Settings(), **coerced)
+    settings = dataclasses.replace(Settings(), **coerced)
+    for name, allowed in CHOICES.items():
+        if getattr(settings, name) not in allowed:
+            raise SettingsError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}")
+    return settings
+
+
+# The extractive engine is the only backend so far; LLM backends would write the short answer only
+# (shared/DESIGN.md) and be verified against the cited evidence.
+CHOICES = {"mode": ("patient", "clinician"), "backend": ("extractive",)}

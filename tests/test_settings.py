@@ -35,3 +35,9 @@ def test_bad_settings_are_clear_errors(tmp_path, content, words):
     config.write_text(content)
     with pytest.raises(SettingsError, match=words.replace("[", r"\[").replace("]", r"\]")):
         load_settings(config=config)
+
+
+def test_choices_are_checked(monkeypatch):
+    monkeypatch.setenv("ATLAS_MODE", "doctor")
+    with pytest.raises(SettingsError, match="setting mode: 'doctor' is not one of patient, clinician"):
+        load_settings(config=Path("/nonexistent.toml"))
