@@ -66,7 +66,7 @@ def live_build(index_dir: Path) -> Path | None:
     return build if (build / "manifest.json").is_file() else None
 
 
-def _previous_vectors(index_dir: Path, model: str, dim_check: bool) -> tuple[dict[str, np.ndarray], str | None]:
+def _previous_vectors(index_dir: Path, model: str) -> tuple[dict[str, np.ndarray], str | None]:
     """Vectors of the live build keyed by chunk text hash, or why none can be reused."""
     build = live_build(index_dir)
     if build is None:
@@ -94,7 +94,7 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True) ->
     texts = [node.get_content(metadata_mode="embed") for node in nodes]
     hashes = [sha(t) for t in texts]
     model = model_name(settings.embedding_model)
-    old, summary.full_rebuild_reason = _previous_vectors(index_dir, model, True)
+    old, summary.full_rebuild_reason = _previous_vectors(index_dir, model)
 
     todo = [i for i, h in enumerate(hashes) if h not in old]
     if todo:

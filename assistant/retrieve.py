@@ -61,11 +61,17 @@ class Library:
         if build is None:
             raise IndexMissing(f"no index at {index_dir}/: build it with `atlas-assistant index` "
                                f"(or `atlas-assistant index --index {index_dir}`)")
-        self.build = build
-        self.manifest = json.loads((build / "manifest.json").read_text())
-        self.studies = {d["id"]: Study.from_dict(d)
-                        for d in json.loads((build / "studies.json").read_text())}
-        self._open_retrievers(build, candidates)
+        try:
+            self.manifest = json.loads((build / "manifest.json").read_text())
+            if not self.manifest["chunk_hashes"]:
+                raise IndexMissing(f"the index at {index_dir}/ is empty: no study was indexed; check the "
+                                   "corpus with `atlas-assistant validate`, then run `atlas-assistant index`")
+            self.studies = {d["id"]: Study.from_dict(d)
+                            for d in json.loads((build / "studies.json").read_text())}
+            self._open_retrievers(build, candidates)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise IndexMissing(f"the index at {index_dir}/ cannot be read ({type(err).__name__}: {err}); "
+                               "rebuild it with `atlas-assistant index`") from None
 
     def _open_retrievers(self, build: Path, candidates: int) -> None:
         from llama_index.core import StorageContext, load_index_from_storage
@@ -81,7 +87,6 @@ class Library:
         # Questions arrive with their vector already computed (once, for gate, retrieval and
         # composing), so the index never embeds anything itself.
         index = load_index_from_storage(storage, embed_model=MockEmbedding(embed_dim=dim))
-        self.docstore = storage.docstore
         faiss_index = store.client
         self.vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
         self.row = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}

@@ -113,3 +113,18 @@ def test_index_command_json_summary_and_skips(tmp_path, small_corpus, capsys):
                                    "reason": summary["skipped"][0]["reason"]}]
     assert "no title" in summary["skipped"][0]["reason"]
     assert "skipped" in captured.err and "broken.txt:1" in captured.err
+
+
+def test_broken_or_empty_index_is_a_clear_error(small_corpus, tmp_path):
+    from assistant.index import IndexMissing
+
+    index_dir = tmp_path / "index"
+    build_index([small_corpus], Settings(index_dir=index_dir), progress=False)
+    (live_build(index_dir) / "docstore.json").write_text("{not json")
+    with pytest.raises(IndexMissing, match="cannot be read .* rebuild it with `atlas-assistant index`"):
+        Library(index_dir)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build_index([empty], Settings(index_dir=tmp_path / "index2"), progress=False)
+    with pytest.raises(IndexMissing, match="is empty"):
+        Library(tmp_path / "index2")
