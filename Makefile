@@ -16,7 +16,13 @@ install: $(STAMP)
 
 chat: $(STAMP)
 	$(BIN)/atlas-assistant index
-	$(BIN)/atlas-assistant ask "Does mitochondrial dysfunction cause ME/CFS?"
+	$(BIN)/atlas-assistant serve
 
+# The browser tests drive /usr/bin/chromium: install it on a fresh Debian/Ubuntu machine (as root,
+# or through passwordless sudo); without it those tests are skipped with a message.
 test: $(STAMP)
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+		( S=$$(test "$$(id -u)" = 0 || echo sudo -n); $$S apt-get update -qq && \
+		  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) || \
+		echo "could not install chromium: the browser tests will be skipped"
 	$(BIN)/pytest

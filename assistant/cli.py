@@ -160,6 +160,17 @@ def cmd_eval(args, settings) -> int:
     return 0
 
 
+def cmd_serve(args, settings) -> int:
+    """present, in the browser: the Gradio web chat; binds 127.0.0.1 unless --host says otherwise."""
+    from .web import serve  # without a usable index the page still starts and says how to fix it
+
+    try:
+        serve(settings, args.host, args.port)
+    except OSError as err:  # e.g. the port is taken
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {err} (try --port)") from None
+    return 0
+
+
 def _add_answer_options(parser) -> None:
     parser.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
     parser.add_argument("--mode", choices=["patient", "clinician"], help="audience (default: patient)")
@@ -199,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _add_answer_options(chat)
     chat.set_defaults(run=cmd_chat)
+
+    serve = sub.add_parser("serve", help="the web chat in the browser (Gradio)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    serve.set_defaults(run=cmd_serve)
 
     evaluate = sub.add_parser("eval", help="run a question set, write a report with baselines and a plot")
     evaluate.add_argument("--set", type=Path, default=Path("evals/questions.jsonl"), help="JSONL question set")

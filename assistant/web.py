@@ -1,0 +1,298 @@
+"""Stage 7 for the browser: a Gradio chat on the answer engine (`atlas-assistant serve`).
+
+The page shows answers as HTML built here, with every corpus-derived string escaped; the `/chat` API
+returns the engine's Markdown. No exception text ever reaches the page: problems are logged to stderr
+and the reader gets a plain message. Questions are stored only if the reader ticks the opt-in box."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import gradio as gr
+
+from .answer import ANSWERED, Answer, Source
+from .followup import Conversation
+from .index import IndexMissing
+from .present import display_blocks, link
+from .prompts import table
+from .retrieve import Filters
+from .settings import Settings
+from .study import STUDY_TYPES
+
+MAX_CHARS = 2000
+QUESTION_LOG = Path("atlas-questions.jsonl").resolve()
+CITE = re.compile(r"\[(\d+)\]")
+THEME = gr.themes.Base(
+    primary_hue="teal", neutral_hue="slate",
+    font=["system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
+    font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+    text_size=gr.themes.Size(xxs="12px", xs="14px", sm="16px", md="18px", lg="20px", xl="24px", xxl="30px"))
+# A citation opens the (collapsed) sources and moves focus to the card it names.
+JS = """() => document.addEventListener('click', (event) => {
+  const cite = event.target.closest('a.cite');
+  const card = cite && document.getElementById(cite.getAttribute('href').slice(1));
+  if (!card) return;
+  event.preventDefault();
+  for (let d = card.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
+  card.scrollIntoView({block: 'center'});
+  card.focus();
+})"""
+
+
+def texts() -> dict:
+    return table("web")
+
+
+def log_error(where: str) -> None:
+    print(f"atlas-assistant web: {where}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+
+
+class Chat:
+    """The engine behind the page, loaded once. `ask` never raises: problems become a message."""
+
+    def __init__(self, settings: Settings):
+        self.settings, self.lock, self.assistant, self.problem = settings, threading.Lock(), None, None
+        try:
+            from .engine import Assistant
+
+            self.assistant = Assistant(settings)
+            self.assistant.ask("ME/CFS fatigue")  # warm up, so the first reader does not wait
+        except Exception as err:  # IndexMissing, or an index that cannot be read
+            if isinstance(err, IndexMissing):
+                print(f"atlas-assistant web: {err}", file=sys.stderr, flush=True)
+            else:
+                log_error(f"cannot open the index at {settings.index_dir}")
+            flag = "" if Path(settings.index_dir) == Path("index") else f" --index {settings.index_dir}"
+            self.problem = texts()["index_missing"].format(index_flag=flag)
+
+    def years(self) -> list[int]:
+        studies = self.assistant.library.studies.values() if self.assistant else []
+        return sorted({s.year for s in studies if s.year})
+
+    def ask(self, question: str, mode: str, filters: Filters, conversation: Conversation) -> Answer | str:
+        if self.assistant is None:
+            return self.problem
+        try:
+            with self.lock:
+                return self.assistant.ask(question, mode, filters, conversation)
+        except Exception:
+            log_error("answering failed")
+            return texts()["error"]
+
+
+def prepare(message) -> tuple[str | None, list[str]]:
+    """(question or None when empty, notes for the reader)."""
+    question = " ".join(str(message or "").split())
+    if len(question) > MAX_CHARS:
+        question = question[:MAX_CHARS].rsplit(" ", 1)[0]
+        return question, [texts()["trimmed"].format(limit=f"{MAX_CHARS:,}")]
+    return question or None, []
+
+
+def make_filters(year_from=None, year_to=None, study_types=None, pem_required=False) -> Filters:
+    year = lambda value: int(value) if str(value).isdigit() else None  # noqa: E731
+    return Filters(year_from=year(year_from), year_to=year(year_to),
+                   study_types=tuple(study_types or ()), pem_required=bool(pem_required))
+
+
+# --- HTML: every string that comes from the corpus or the reader goes through esc() ---------------
+
+def esc(text) -> str:
+    return html.escape(str(text or ""), quote=True)
+
+
+def cite_links(escaped: str, key: str, known: set[int]) -> str:
+    return CITE.sub(lambda m: (f'<a class="cite" href="#{key}-src-{m[1]}">[{m[1]}]</a>'
+                               if int(m[1]) in known else m[0]), escaped)
+
+
+def plain_html(text: str, kind: str = "notice") -> str:
+    """A fixed text (safety, no evidence, a problem): paragraphs, '- ' lists and `code`."""
+    out, items = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("- "):
+            items.append(f"<li>{esc(line[2:])}</li>")
+            continue
+        if items:
+            out.append("<ul>" + "".join(items) + "</ul>")
+            items = []
+        if line.strip():
+            out.append(f"<p>{esc(line)}</p>")
+    body = re.sub(r"`([^`]+)`", r"<code>\1</code>", "".join(out))
+    return f'<div class="atlas-answer atlas-{kind}">{body}</div>'
+
+
+def source_card(source: Source, key: str) -> str:
+    s, words = source.study, texts()["card"]
+    authors = ", ".join(s.authors) + (" et al." if s.et_al else "") or words["unknown_authors"]
+    url = link(source)
+    target = (f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer">'
+              f'{esc(words["doi"] + " " + s.doi if s.doi else words["link"])}</a>'
+              if url and url.startswith(("https://", "http://")) else "")
+    banner = f'<p class="banner" role="alert">⚠ {esc(words["retracted"])}</p>' if s.retracted else ""
+    meta = " · ".join(esc(p) for p in (s.year, s.journal) if p)
+    return (f'<article class="card{" is-retracted" if s.retracted else ""}" id="{key}-src-{source.n}" '
+            f'tabindex="-1">{banner}<p class="card-title"><span class="num">[{source.n}]</span> '
+            f'{esc(s.title)}</p><p class="card-authors">{esc(authors)}</p><p class="card-meta">{meta}</p>'
+            f'<p class="badges"><span class="badge type">{esc(STUDY_TYPES.get(s.study_type, "Other"))}'
+            f'</span> <span class="badge pem-{s.pem.value}">{esc(words["pem"][s.pem.value])}</span> '
+            f'{target}</p></article>')
+
+
+def answer_parts(answer: Answer, mode: str, key: str, notes: list[str]) -> list[str]:
+    """The answer as HTML, in reading order: short answer, blocks, sources, the medical note."""
+    if answer.status != ANSWERED:
+        return [plain_html("\n".join([*notes, answer.short_answer, *answer.notes]), answer.status)]
+    known = {s.n for s in answer.sources}
+    heading = table("answer")["headings"]
+    cites = lambda item: " ".join(cite_links(f"[{n}]", key, known) for n in item.citations)  # noqa: E731
+    lead = "".join(f'<p class="note">{esc(n)}</p>' for n in [*notes, *answer.notes[:-1]])
+    if answer.resolved_question:
+        lead += f'<p class="note">{esc(texts()["understood"].format(text=answer.resolved_question))}</p>'
+    parts = [f'<div class="atlas-answer">{lead}<p class="short"><strong>{esc(heading["short"])}:</strong> '
+             f'{cite_links(esc(answer.short_answer), key, known)}</p>']
+    opened = " open" if mode == "clinician" else ""
+    for name, title, items in display_blocks(answer):
+        rows = "".join(f"<li>{esc(i.text)} {cites(i)}</li>" for i in items)
+        parts.append(f'<details class="atlas-block atlas-block-{name}"{opened}><summary><span class="icon">'
+                     f'</span> <strong>{esc(title)}</strong> <span class="count">({len(items)})</span>'
+                     f'</summary><ul>{rows}</ul></details>')
+    cards = "".join(source_card(s, key) for s in answer.sources)
+    parts.append(f'<details class="atlas-block sources"><summary><strong>{esc(heading["sources"])}</strong> '
+                 f'<span class="count">({len(answer.sources)})</span></summary>{cards}</details>')
+    parts.append(f'<p class="medical"><em>{esc(answer.notes[-1])}</em></p></div>')
+    return parts
+
+
+def answer_markdown(result: Answer | str, notes: list[str]) -> str:
+    body = result.answer_markdown if isinstance(result, Answer) else result
+    return "\n\n".join([*(f"_{n}_" for n in notes), body])
+
+
+# --- the page and the API -----------------------------------------------------------------------
+
+def build_app(settings: Settings) -> gr.Blocks:
+    words, chat = texts(), Chat(settings)
+    controls = words["controls"]
+
+    def api_chat(message: str, mode: str = "patient", year_from: int | None = None,
+                 year_to: int | None = None, study_types: list[str] | None = None,
+                 pem_required: bool = False) -> str:
+        """Answer one question; returns the answer Markdown with [n] citations and its sources."""
+        try:
+            question, notes = prepare(message)
+            if question is None:
+                return words["empty"]
+            result = chat.ask(question, mode if mode in ("patient", "clinician") else "patient",
+                              make_filters(year_from, year_to, study_types, pem_required), Conversation())
+            return answer_markdown(result, notes)
+        except Exception:
+            log_error("api")
+            return words["error"]
+
+    def respond(message, history, conversation, mode, year_from, year_to, study_types, pem_required,
+                keep_log):
+        history, conversation = list(history or []), conversation or Conversation()
+        try:
+            question, notes = prepare(message)
+            if question is None:
+                history.append({"role": "assistant", "content": plain_html(words["empty"])})
+                yield history, conversation, "", gr.skip()
+                return
+            if keep_log:
+                with QUESTION_LOG.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "mode": mode,
+                                          "question": question}, ensure_ascii=False) + "\n")
+            history.append({"role": "user", "content": esc(question)})
+            yield history, conversation, "", gr.skip()
+            result = chat.ask(question, mode, make_filters(year_from, year_to, study_types, pem_required),
+                              conversation)
+            if isinstance(result, str):
+                parts = [plain_html("\n".join([*notes, result]), "problem")]
+            else:
+                parts = answer_parts(result, mode, f"a{len(history)}", notes)
+            history.append({"role": "assistant", "content": ""})
+            for shown in range(1, len(parts) + 1):  # short answer first, then each block, then sources
+                history[-1]["content"] = "".join(parts[:shown])
+                done = shown == len(parts)
+                yield history, conversation, "", answer_markdown(result, notes) if done else gr.skip()
+        except Exception:
+            log_error("page")
+            history.append({"role": "assistant", "content": plain_html(words["error"], "problem")})
+            yield history, conversation, "", gr.skip()
+
+    with gr.Blocks(title=words["title"], analytics_enabled=False) as app:
+        gr.Markdown(f"# {words['title']}\n{words['intro']}", elem_id="atlas-intro")
+        if chat.problem:
+            gr.HTML(plain_html(chat.problem, "problem"), elem_id="atlas-problem")
+        conversation = gr.State(Conversation())
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                chatbot = gr.Chatbot(
+                    label=words["title"], show_label=False, height="68vh", layout="panel",
+                    placeholder=words["welcome"], latex_delimiters=[], feedback_options=None, buttons=[],
+                    elem_id="atlas-chat",
+                    examples=[{"text": q} for q in words["examples"]])
+                with gr.Row():
+                    message = gr.Textbox(show_label=False, placeholder=words["placeholder"], lines=1,
+                                         max_lines=8, scale=5, autofocus=True, elem_id="atlas-question")
+                    ask = gr.Button(words["ask"], variant="primary", scale=1, min_width=90)
+                with gr.Accordion(controls["copy"], open=False):
+                    markdown = gr.Textbox(label=controls["copy_box"], lines=6, max_lines=16,
+                                          interactive=False, buttons=["copy"], elem_id="atlas-markdown")
+            with gr.Column(scale=1, min_width=260):
+                gr.Markdown(f"### {controls['options']}")
+                mode = gr.Radio([tuple(m) for m in controls["modes"]], value=settings.mode
+                                if settings.mode in ("patient", "clinician") else "patient",
+                                label=controls["mode"])
+                listing = {"elem_classes": ["atlas-listing"]}  # see web.css
+                years = [controls["any_year"], *map(str, chat.years())]
+                year_from = gr.Dropdown(years, value=years[0], label=controls["year_from"], **listing)
+                year_to = gr.Dropdown(years, value=years[0], label=controls["year_to"], **listing)
+                study_types = gr.Dropdown([(label, key) for key, label in STUDY_TYPES.items()],
+                                          multiselect=True, label=controls["study_types"], value=[],
+                                          **listing)
+                pem_required = gr.Checkbox(label=controls["pem_required"], value=False)
+                dark = gr.Checkbox(label=controls["dark"], value=False, elem_id="atlas-dark")
+                keep_log = gr.Checkbox(label=controls["log"], value=False, elem_id="atlas-log",
+                                       info=controls["log_info"].format(path=QUESTION_LOG))
+                new = gr.Button(words["new"], variant="secondary")
+
+        inputs = [message, chatbot, conversation, mode, year_from, year_to, study_types, pem_required,
+                  keep_log]
+        outputs = [chatbot, conversation, message, markdown]
+        private = {"api_visibility": "private", "show_progress": "minimal"}
+        message.submit(respond, inputs, outputs, **private)
+        ask.click(respond, inputs, outputs, **private)
+        chatbot.example_select(_example_text, None, message, api_visibility="private") \
+            .then(respond, inputs, outputs, **private)
+        chatbot.clear(lambda: (Conversation(), ""), None, [conversation, markdown], api_visibility="private")
+        new.click(lambda: ([], Conversation(), "", ""), None, [chatbot, conversation, message, markdown],
+                  api_visibility="private")
+        dark.change(None, dark, None, js="(on) => { document.body.classList.toggle('dark', on); }")
+        app.load(None, None, dark, js="() => document.body.classList.contains('dark')")
+        gr.api(api_chat, api_name="chat")
+    return app
+
+
+def _example_text(event: gr.SelectData) -> str:
+    return event.value["text"]
+
+
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    css = Path(__file__).with_name("web.css").read_text(encoding="utf-8")
+    return app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=not block,
+                      theme=THEME, css=css, js=JS, footer_links=["api"], run_history=False, quiet=not block)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
+    """Start the web chat; with block=False return the running app (tests close it with app.close())."""
+    app = build_app(settings)
+    launch(app, host, port, block)
+    return app
