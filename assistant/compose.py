@@ -104,9 +104,9 @@ def short_answer(answer: Answer, mode: str, limits: Limits) -> str:
     else:
         opening = texts["opening_many"].format(count=_count_word(len(sources)),
                                                cites="".join(f"[{s.n}]" for s in sources))
-    parts = [opening]
+    parts = [opening] + [texts["retracted"].format(n=s.n) for s in sources if s.study.retracted]
     closing = _limits_sentence(answer, texts)
-    budget = limits.short_words - _words(opening) - _words(closing)
+    budget = limits.short_words - sum(map(_words, parts)) - _words(closing)
     for source in sources:
         finding = next((i for i in answer.shows if i.citations == [source.n]), None)
         if finding is None:

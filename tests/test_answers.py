@@ -185,3 +185,21 @@ def test_missing_index_is_a_clear_error(tmp_path, capsys):
     assert main(["ask", "anything", "--index", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "no index at" in err and "atlas-assistant index" in err and "Traceback" not in err
+
+
+def test_a_retracted_study_is_flagged_in_the_short_answer(tmp_path):
+    from assistant.engine import Assistant
+    from assistant.index import build_index
+    from assistant.settings import Settings
+    from conftest import CORPUS
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    entry = (CORPUS / "2023_wang_wasf3_mitochondrial_respiration.txt").read_text()
+    (folder / "entry.txt").write_text(entry.replace("\nQuick Summary", "\nRetracted: yes\nQuick Summary", 1))
+    settings = Settings(index_dir=tmp_path / "index")
+    build_index([folder], settings, progress=False)
+    answer = Assistant(settings).ask("Does WASF3 disrupt mitochondrial respiration in ME/CFS?")
+    assert answer.status == "answered" and answer.sources[0].study.retracted
+    assert "study [1] has been retracted" in answer.short_answer
+    assert "RETRACTED" in answer.answer_markdown
