@@ -20,6 +20,7 @@ class Assistant:
         self.settings = settings
         self.library = Library(settings.index_dir, settings.candidates)
         self.gate = Gate(settings.embedding_model, settings.embed_batch_size)
+        self.gate.check("", self._embed([""])[0])  # load the model and embed the intents now, not on question one
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
                                       settings.min_term_coverage, settings.strong_similarity)
 
