@@ -203,3 +203,16 @@ def test_a_retracted_study_is_flagged_in_the_short_answer(tmp_path):
     assert answer.status == "answered" and answer.sources[0].study.retracted
     assert "study [1] has been retracted" in answer.short_answer
     assert "RETRACTED" in answer.answer_markdown
+
+
+def test_terminal_chat_resolves_follow_ups(corpus_index, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(
+        "What do studies say about gut bacteria in ME/CFS?\nwhat about in Long COVID?\n/mode clinician\n"
+        "does that one prove it?\n/quit\n"))
+    assert main(["chat", "--index", str(corpus_index.index_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(NOTE) == 3
+    assert "(understood as: What do studies say about gut bacteria in ME/CFS? what about in Long COVID?)" in out
+    assert "mode: clinician" in out and "PEM" in out.split("mode: clinician")[1]
