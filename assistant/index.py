@@ -121,14 +121,21 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True) ->
 
 
 def _embed_with_progress(texts: list[str], settings: Settings, progress: bool) -> np.ndarray:
-    batch = settings.embed_batch_size * 4  # a bar step every few model batches
-    parts = []
+    """Vectors in the order of `texts`. The texts are embedded longest first: each model batch is
+    padded to its longest text, so batches of similar lengths halve the work (bench/index_bench.py
+    measured 61.6 s in corpus order against 29.9 s sorted for the 3,149 chunks of the summaries)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    step = settings.embed_batch_size * 4  # a bar step every few model batches
+    vectors = np.zeros((len(texts), 0), dtype="float32")
     with tqdm(total=len(texts), desc="embedding chunks", unit="chunk", disable=not progress or not texts) as bar:
-        for start in range(0, len(texts), batch):
-            parts.append(embed_texts(texts[start:start + batch], settings.embedding_model,
-                                     settings.embed_batch_size))
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype="float32")
+        for start in range(0, len(order), step):
+            rows = order[start:start + step]
+            part = embed_texts([texts[i] for i in rows], settings.embedding_model, settings.embed_batch_size)
+            if not vectors.shape[1]:
+                vectors = np.zeros((len(texts), part.shape[1]), dtype="float32")
+            vectors[rows] = part
+            bar.update(len(rows))
+    return vectors
 
 
 def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -> Path:
