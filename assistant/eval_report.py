@@ -44,9 +44,10 @@ def plot(run: EvalRun, path: Path) -> None:
                 label=LABELS.get(method, method))
     ax.set_xlabel("k (studies retrieved)")
     ax.set_ylabel("hit@k (gold study in the top k)")
-    ax.set_title(f"Retrieval on {run.set_name}")
+    ax.set_title(f"Retrieval hit@k, question set: {run.set_name}")
     ax.set_xticks(ks)
-    ax.set_ylim(0, 1.02)
+    lowest = min(min(curve) for curve in run.hit_curves.values())
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.01)  # zoomed in: the differences are a few questions
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
