@@ -112,8 +112,11 @@ def short_answer(answer: Answer, mode: str, limits: Limits) -> str:
         if finding is None:
             continue
         kind = kinds.get(source.study.study_type, kinds["other"])
-        sentence = texts["finding"].format(Kind=_capitalise(kind), year=source.study.year or "an unknown year",
-                                           n=source.n, text=_sentence(finding.text))
+        if len(sources) == 1:  # the opening already named the study's design and year
+            sentence = texts["finding_one"].format(text=_cited(finding.text, source.n))
+        else:
+            sentence = texts["finding"].format(Kind=_capitalise(kind), year=source.study.year or "an unknown year",
+                                               n=source.n, text=_sentence(finding.text))
         if _words(sentence) > budget and len(parts) > 1:
             break
         parts.append(sentence)
@@ -122,15 +125,21 @@ def short_answer(answer: Answer, mode: str, limits: Limits) -> str:
         parts.append(texts["inference"].format(text=_cited(answer.infers[0].text, sources[0].n)))
     if closing:
         parts.append(closing)
-    return " ".join(parts)
+    # The wording check, at answer time: a sentence with a certainty word that no cited study uses
+    # is dropped (the templates avoid them; this guards any later change of wording).
+    said = [u for s in sources for sec in s.study.sections if not sec.generated for u in sec.items]
+    return " ".join([parts[0]] + [p for p in parts[1:] if not overclaims(p, said)])
 
 
 def _limits_sentence(answer: Answer, texts: dict) -> str:
     if not answer.does_not_prove:
         return ""
-    item = answer.does_not_prove[0]
+    authors = [i for i in answer.does_not_prove if not i.generated]
+    if not authors:  # only design caveats: say whose words they are not
+        item = answer.does_not_prove[0]
+        return texts["limits_generated"].format(n=item.citations[0], text=_sentence(item.text))
     template = texts["limits_one"] if len(answer.sources) == 1 else texts["limits_many"]
-    return template.format(text=_cited(item.text, item.citations[0]))
+    return template.format(text=_cited(authors[0].text, authors[0].citations[0]))
 
 
 def _sentence(text: str) -> str:

@@ -31,14 +31,17 @@ class Assistant:
             conversation: Conversation | None = None) -> Answer:
         started = time.perf_counter()
         mode = mode or self.settings.mode
-        question = " ".join(question.replace("’", "'").split())
+        # Undecodable bytes from a terminal become '?', typographic apostrophes plain ones.
+        question = " ".join(question.encode("utf-8", "replace").decode("utf-8").replace("’", "'").split())
         resolved = conversation.resolve(question) if conversation else None
         search_text = resolved.text if resolved else question
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         question_vector, search_vector, topic_vector = self._embed(
             [question, search_text, self.evidence.topic(search_text)])
         verdict = self.gate.check(question, question_vector)
-        if verdict.in_scope is False and search_text != question:
+        if not verdict.in_scope and resolved and resolved.study_ids:
+            # "does that one prove it?" is about the study just cited, whatever it looks like alone;
+            # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
             verdict.in_scope = self.gate.check(search_text, search_vector).in_scope
         gated = time.perf_counter()
         timings = {"gate": (gated - started) * 1000}
@@ -52,7 +55,9 @@ class Assistant:
             retrieved = time.perf_counter()
             timings["retrieve"] = (retrieved - gated) * 1000
             relevant, _ = self.evidence.relevant(search_text, topic_vector, hits)
-            if not hits or not (relevant or filters.study_ids):
+            # A question that points at the study just cited ("was it replicated?") is answered from
+            # that study's own sections even when its words are not in it.
+            if not (relevant or (hits and filters.study_ids)):
                 answer = self._fixed(question, NO_EVIDENCE)
             else:
                 answer = compose(search_text, search_vector, hits, self.library, mode)

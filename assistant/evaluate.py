@@ -190,7 +190,7 @@ def run_eval(assistant, questions: list[dict], set_name: str, progress: bool = T
         v, t, lk, problems = citation_check(a, library)
         valid, total, leaked = valid + v, total + t, leaked + lk
         misses += [_miss(q, "citation", p) for p in problems]
-        cited_text = [u for s in a.sources for sec in s.study.sections for u in sec.items]
+        cited_text = [u for s in a.sources for sec in s.study.sections if not sec.generated for u in sec.items]
         if flagged := overclaims(a.short_answer, cited_text):
             overclaimed += 1
             misses.append(_miss(q, "overclaim", ", ".join(flagged)))

@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-SINGULAR = re.compile(r"\b(that|this|the|first) (one|study|paper|trial|review|article)\b|\bit\b", re.I)
+# A pointer at one study restricts the answer to it: "that one", "this trial", "was it replicated?"
+# ("the trial of metformin" is not a pointer, nor the "it" of "is it true that …").
+SINGULAR = re.compile(r"\b(that|this|first) (one|study|paper|trial|review|article)\b|\bit\b(?!('s| is| was)? "
+                      r"(true|possible|safe|known|likely|normal|common|ok|okay|worth|that|because|a|an)\b)", re.I)
 PLURAL = re.compile(r"\b(they|them|those|these|both|either|neither|ones|studies)\b", re.I)
 CONTINUES = re.compile(r"^\s*(and|but|also|so|what about|how about|what if|in|for|same for|what of)\b", re.I)
 
@@ -36,7 +39,7 @@ class Conversation:
         topic = f"{previous.resolved} {question}"
         if SINGULAR.search(question) and not PLURAL.search(question):
             return Resolved(topic, tuple(previous.cited[:1]))
-        if PLURAL.search(question) or CONTINUES.search(question) or len(question.split()) <= 4:
+        if PLURAL.search(question) or CONTINUES.search(question):
             return Resolved(topic)
         return Resolved(question)
 

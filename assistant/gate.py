@@ -88,8 +88,9 @@ class EvidenceCheck:
         self.library, self.min_topic, self.min_coverage, self.strong = library, min_topic, min_coverage, strong
         self.stem = Stemmer.Stemmer("english").stemWords
         self.generic = set(table("gate")["evidence"]["generic_words"]) | set(STOPWORDS_EN) | STOP_EXTRA
-        self.terms = {sid: set(self.stem(_words(" ".join([s.title, *(i for sec in s.sections for i in sec.items)]))))
-                      for sid, s in library.studies.items()}
+        self.terms = {sid: set(self.stem(_words(" ".join(
+            [s.title, *(i for sec in s.sections if not sec.generated for i in sec.items)]))))
+            for sid, s in library.studies.items()}
         self.df: dict[str, int] = {}
         for terms in self.terms.values():
             for term in terms:
@@ -101,10 +102,11 @@ class EvidenceCheck:
         return " ".join(kept) or question
 
     def coverage(self, question: str, hits) -> float:
-        """IDF-weighted share of the question's informative words found in the studies (together)."""
+        """IDF-weighted share of the question's informative words found in the studies (together);
+        0 for a question with no informative word at all ('ME/CFS?'), which no study can answer."""
         terms = self.stem([w for w in _words(question) if w not in self.generic])
         if not terms:
-            return 1.0
+            return 0.0
         n = len(self.terms)
         idf = {t: np.log((n + 1) / (self.df.get(t, 0) + 0.5)) for t in terms}
         total = sum(idf.values())
@@ -114,7 +116,9 @@ class EvidenceCheck:
     def relevant(self, question: str, topic_vector: np.ndarray, hits) -> tuple[bool, str]:
         if not hits:
             return False, "nothing retrieved"
-        topic = float(np.max(self.library.vectors @ topic_vector))
+        # Only the studies the filters let through count: their units, their words.
+        rows = np.concatenate([self.library.study_rows[h.study.id] for h in hits])
+        topic = float(np.max(self.library.vectors[rows] @ topic_vector))
         coverage = self.coverage(question, hits[:3])
         # A strong overall match may stand in for a low word overlap (paraphrase), but not for none.
         ok = topic >= self.min_topic and coverage > 0 and (

@@ -51,8 +51,8 @@ def to_markdown(answer: Answer, mode: str = "patient") -> str:
     headings = table("answer")["headings"]
     if answer.status != ANSWERED:
         return "\n\n".join([answer.short_answer, *(f"_{n}_" for n in answer.notes)])
-    out = [f"**{headings['short']}:** {answer.short_answer}"]
-    out += [f"> {note}" for note in answer.notes[:-1]]  # dose / diagnosis limits, before the evidence
+    out = [f"> {note}" for note in answer.notes[:-1]]  # dose / diagnosis limits come first
+    out.append(f"**{headings['short']}:** {answer.short_answer}")
     for _, heading, items in display_blocks(answer):
         out.append(f"#### {heading}\n" + "\n".join(f"- {i.text} {cites(i)}" for i in items))
     refs = []
@@ -71,8 +71,8 @@ def to_terminal(answer: Answer, mode: str = "patient", width: int = 100) -> str:
                                                  subsequent_indent=" " * len(indent))
     if answer.status != ANSWERED:
         return "\n\n".join([answer.short_answer, *answer.notes])
-    out = [wrap(f"{headings['short']}: {answer.short_answer}")]
-    out += [wrap(note) for note in answer.notes[:-1]]
+    out = [wrap(note) for note in answer.notes[:-1]]  # dose / diagnosis limits come first
+    out.append(wrap(f"{headings['short']}: {answer.short_answer}"))
     for _, heading, items in display_blocks(answer):
         out.append(heading + "\n" + "\n".join(wrap(f"{i.text} {cites(i)}", "  • ") for i in items))
     refs = []

@@ -90,6 +90,10 @@ class Library:
         faiss_index = store.client
         self.vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
         self.row = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}
+        rows_by_study: dict[str, list[int]] = {}
+        for node_id, row in self.row.items():
+            rows_by_study.setdefault(node_id.split("::", 1)[0], []).append(row)
+        self.study_rows = {sid: np.array(rows) for sid, rows in rows_by_study.items()}
         total = max(1, faiss_index.ntotal)
         bm25_dir = build / "bm25"
 

@@ -13,8 +13,8 @@ TYPE_RULES = [
     ("protocol", r"study protocol|\bprotocol for\b|trial protocol"),
     ("guideline", r"\bguideline|consensus recommendations"),
     ("rct", r"randomi[sz]ed[^.]{0,60}(placebo|controlled|trial)|placebo-controlled"),
-    ("case-report", r"case report|a single patient|one patient"),
-    ("animal", r"\b(mice|mouse|murine|rats?|animal model)\b"),
+    ("case-report", r"case report|a single patient"),
+    ("animal", r"(?-i:\b([Mm]ice|[Mm]ouse|[Mm]urine|[Rr]ats?)\b)|animal model"),
     ("in-vitro", r"\bin vitro\b|cell lines?\b|cultured cells|myoblasts"),
     ("review", r"\breview\b|perspective|hypothesis paper"),
     ("non-randomised-trial", r"open-label|single-arm|pilot trial|\btreated with\b"),
@@ -24,9 +24,18 @@ TYPE_RULES = [
 ]
 
 
+# Sentences about other or future studies ("placebo-controlled trials are needed") say nothing about
+# this study's own design.
+NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|warrant\w*|further|previous(ly)?|prior|earlier)\b", re.I)
+
+
 def infer_study_type(study: Study) -> str:
-    text = " ".join([study.title, *(i for s in study.sections for i in s.items)]).lower()
-    return next((kind for kind, pattern in TYPE_RULES if re.search(pattern, text)), "other")
+    from ..chunk import sentences
+
+    own = [s for sec in study.sections if not sec.generated for item in sec.items for s in sentences(item)
+           if not NOT_THIS_STUDY.search(s)]
+    text = " ".join([study.title, *own])
+    return next((kind for kind, pattern in TYPE_RULES if re.search(pattern, text, re.I)), "other")
 
 
 def design_caveats(study: Study) -> Section | None:

@@ -40,6 +40,14 @@ LIMITS = re.compile(
     r"\ba limitation|\blimitations?\b|\bsmall sample|cannot determine whether|was not designed to"
     r"|cannot establish|lack of (a )?control|causality cannot|\blimited by\b|cannot (prove|confirm)\b",
     re.I)
+# "Despite these limitations, the study is the first to…" mentions limits without stating one.
+NOT_A_LIMIT = re.compile(r"\b(despite|notwithstanding|overcom\w*|avoid\w*|address\w*|circumvent\w*|beyond)\b"
+                         r"[^.]{0,40}\blimitations?\b", re.I)
+
+
+def is_limit(sentence: str) -> bool:
+    return bool(LIMITS.search(sentence)) and not NOT_A_LIMIT.search(sentence)
+
 
 # PEM: case definitions that require post-exertional malaise, and older ones that do not. A
 # required-PEM definition counts only in a sentence about who took part, not one that lists criteria.
@@ -148,6 +156,8 @@ def classify_link(link: str | None) -> tuple[str | None, str | None, str | None]
     if not match:
         return None, None, None
     url = (match.group(1) if match.re.groups else match.group(0)).rstrip(").,")
+    if not re.match(r"https?://", url, re.I):  # a javascript: or file: link is never shown as a link
+        return None, None, None
     if re.match(r"https?://(dx\.)?doi\.org/", url, re.I) and normalise_doi(url):
         return normalise_doi(url), None, None
     pmid = re.search(r"(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/(\d+)", url)
@@ -196,7 +206,7 @@ def split_interpretation(heading: str, paragraphs: list[str], line: int | None) 
     Limits win over forward-looking cues: a sentence that states a limit is what the study cannot show."""
     routed: dict[Role, list[str]] = {Role.INFERRED: [], Role.OPEN_QUESTION: [], Role.NOT_PROVEN: []}
     for sentence in (s for p in paragraphs for s in sentences(p)):
-        role = (Role.NOT_PROVEN if LIMITS.search(sentence) else
+        role = (Role.NOT_PROVEN if is_limit(sentence) else
                 Role.OPEN_QUESTION if FORWARD.search(sentence) else Role.INFERRED)
         routed[role].append(sentence)
     return [Section(heading=heading, role=role, items=items, line=line)

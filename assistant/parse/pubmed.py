@@ -9,7 +9,7 @@ import re
 
 from ..chunk import sentences
 from ..study import Role, Section, Study, normalise_doi, study_id
-from .markdown import FORWARD, LIMITS, finish, person_name, split_interpretation
+from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation
 from .problems import Problem
 
 Record = tuple[Study | None, list[Problem]]
@@ -307,7 +307,7 @@ def _unstructured(text: str, line: int | None) -> list[Section]:
     results_seen = False
     for i, sentence in enumerate(parts):
         late = results_seen or i >= 0.6 * len(parts)
-        if LIMITS.search(sentence):
+        if is_limit(sentence):
             role = Role.NOT_PROVEN
         elif (FORWARD.search(sentence) or re.search(r"\bfuture\b", sentence, re.I)) and late:
             role = Role.OPEN_QUESTION
