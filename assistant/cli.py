@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .study import STUDY_TYPES
 
+from .index import EmptyCorpus, IndexMissing
 from .settings import SettingsError, load_settings
 
 
@@ -61,27 +62,35 @@ def _filters(args):
 
 def _open_assistant(settings):
     from .engine import Assistant
-    from .index import IndexMissing
 
+    return Assistant(settings)
+
+
+def _batch_questions(path: Path) -> list[tuple[str, list[str]]]:
+    """(question, history) per non-empty line: plain text, or JSONL with a `question` field and an
+    optional `history` list. Every line is checked before any is answered."""
     try:
-        return Assistant(settings)
-    except IndexMissing as err:
-        raise UserError(str(err)) from None
-
-
-def _batch_questions(path: Path):
-    """(question, history) per non-empty line: plain text, or JSONL with a `question` field."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    questions = []
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-                yield record["question"], record.get("history", [])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UserError(f"{path}:{n}: expected plain text or a JSON object with a 'question' field")
-        else:
-            yield line.strip(), []
+        if not line.lstrip().startswith("{"):
+            questions.append((line.strip(), []))
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{n}: not a JSON object ({err.msg})") from None
+        question, history = record.get("question"), record.get("history", [])
+        if not isinstance(question, str) or not question.strip():
+            raise UserError(f"{path}:{n}: expected a non-empty text in the 'question' field")
+        if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+            raise UserError(f"{path}:{n}: 'history' must be a list of earlier questions (texts)")
+        questions.append((question, history))
+    return questions
 
 
 def cmd_ask(args, settings) -> int:
@@ -89,11 +98,11 @@ def cmd_ask(args, settings) -> int:
     from .followup import Conversation
     from .present import to_terminal
 
-    if bool(args.question) == bool(args.batch):
-        raise UserError("give either a QUESTION or --batch FILE")
+    if bool((args.question or "").strip()) == bool(args.batch):
+        raise UserError("give either a QUESTION (not empty) or --batch FILE")
     if args.batch and not args.batch.is_file():
         raise UserError(f"{args.batch}: no such file")
-    questions = list(_batch_questions(args.batch)) if args.batch else [(args.question, [])]
+    questions = _batch_questions(args.batch) if args.batch else [(args.question, [])]
     assistant = _open_assistant(settings)
     for question, history in questions:
         conversation = Conversation()
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(overrides, args.config)
         return args.run(args, settings)
-    except (SettingsError, UserError) as err:
+    except (SettingsError, UserError, EmptyCorpus, IndexMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

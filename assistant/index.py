@@ -32,6 +32,10 @@ from .study import Study
 POINTER = "CURRENT"
 
 
+class EmptyCorpus(ValueError):
+    """Nothing to index: the live index is kept rather than replaced by an empty one."""
+
+
 class IndexMissing(Exception):
     """No usable index at the given folder; the message says which command builds one."""
 
@@ -88,6 +92,10 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True) ->
     started = time.perf_counter()
     index_dir = settings.index_dir
     load = load_corpus(paths)
+    if not load.studies:
+        raise EmptyCorpus("no study could be read from " + ", ".join(map(str, paths))
+                          + ("; " + "; ".join(str(p) for p in load.errors[:3]) if load.errors else "")
+                          + f". The index at {index_dir}/ was left as it was.")
     summary = IndexSummary(studies=len(load.studies), skipped=load.skipped,
                            warnings=[str(p) for p in load.problems if p.severity == "warning"])
     nodes = [node for study in load.studies for node in chunk_study(study)]

@@ -40,6 +40,8 @@ def _coerce(name: str, kind, value):
     try:
         if kind is Path:
             return Path(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
         if kind == list[Path]:
             items = value if isinstance(value, list) else str(value).split(os.pathsep)
             return [Path(v) for v in items]
@@ -51,11 +53,14 @@ def _coerce(name: str, kind, value):
 def load_settings(overrides: dict | None = None, config: Path | None = None) -> Settings:
     hints = get_type_hints(Settings)
     values: dict = {}
-    config = config or Path(os.environ.get("ATLAS_CONFIG", "atlas.toml"))
+    named = config or (Path(os.environ["ATLAS_CONFIG"]) if os.environ.get("ATLAS_CONFIG") else None)
+    if named is not None and not named.is_file():
+        raise SettingsError(f"{named}: no such settings file")
+    config = named or Path("atlas.toml")
     if config.is_file():
         try:
             values.update(tomllib.loads(config.read_text(encoding="utf-8")))
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise SettingsError(f"{config}: {err}") from None
         unknown = set(values) - set(hints)
         if unknown:
@@ -67,6 +72,9 @@ def load_settings(overrides: dict | None = None, config: Path | None = None) -> 
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     coerced = {k: _coerce(k, hints[k], v) for k, v in values.items()}
     settings = dataclasses.replace(Settings(), **coerced)
+    for name in ("top_k", "candidates", "embed_batch_size"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"setting {name}: must be at least 1, got {getattr(settings, name)}")
     for name, allowed in CHOICES.items():
         if getattr(settings, name) not in allowed:
             raise SettingsError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}")

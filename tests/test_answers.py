@@ -216,3 +216,16 @@ def test_terminal_chat_resolves_follow_ups(corpus_index, monkeypatch, capsys):
     assert out.count(NOTE) == 3
     assert "(understood as: What do studies say about gut bacteria in ME/CFS? what about in Long COVID?)" in out
     assert "mode: clinician" in out and "PEM" in out.split("mode: clinician")[1]
+
+
+@pytest.mark.parametrize("line, words", [
+    ('{"question": 5}', "expected a non-empty text in the 'question' field"),
+    ('{"question": "ok", "history": "abc"}', "'history' must be a list"),
+    ('{"question": ', "not a JSON object"),
+])
+def test_batch_lines_are_checked_before_answering(corpus_index, tmp_path, capsys, line, words):
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text('{"question": "Does acupuncture help ME/CFS?"}\n' + line + "\n")
+    assert main(["ask", "--batch", str(batch), "--json", "--index", str(corpus_index.index_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"{batch}:2: {words}" in captured.err

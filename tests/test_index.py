@@ -116,15 +116,17 @@ def test_index_command_json_summary_and_skips(tmp_path, small_corpus, capsys):
 
 
 def test_broken_or_empty_index_is_a_clear_error(small_corpus, tmp_path):
-    from assistant.index import IndexMissing
+    from assistant.index import EmptyCorpus, IndexMissing
 
     index_dir = tmp_path / "index"
     build_index([small_corpus], Settings(index_dir=index_dir), progress=False)
     (live_build(index_dir) / "docstore.json").write_text("{not json")
     with pytest.raises(IndexMissing, match="cannot be read .* rebuild it with `atlas-assistant index`"):
         Library(index_dir)
+    build_index([small_corpus], Settings(index_dir=tmp_path / "index2"), progress=False)
+    before = live_build(tmp_path / "index2")
     empty = tmp_path / "empty"
     empty.mkdir()
-    build_index([empty], Settings(index_dir=tmp_path / "index2"), progress=False)
-    with pytest.raises(IndexMissing, match="is empty"):
-        Library(tmp_path / "index2")
+    with pytest.raises(EmptyCorpus, match="no study could be read .* left as it was"):
+        build_index([empty], Settings(index_dir=tmp_path / "index2"), progress=False)
+    assert live_build(tmp_path / "index2") == before and len(Library(tmp_path / "index2").studies) == 5

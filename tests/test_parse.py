@@ -109,3 +109,8 @@ def test_validate_command_prints_one_line_per_problem_and_exits_1(tmp_path, caps
 def test_validate_missing_path_is_an_error_not_a_traceback(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope")]) == 1
     assert "no such file or folder" in capsys.readouterr().out
+
+
+def test_a_file_with_only_a_byte_order_mark_is_an_empty_file(tmp_path):
+    errors, _ = errors_for(tmp_path, b"\xef\xbb\xbf\n")
+    assert errors[0].message.startswith("empty file")

@@ -15,13 +15,17 @@ def test_precedence_flags_over_environment_over_toml(tmp_path, monkeypatch):
     assert settings.top_k == 7  # the file beats the default, typed as int
     assert settings.mode == "patient"  # a flag beats both
     monkeypatch.delenv("ATLAS_INDEX_DIR")
-    assert load_settings(config=tmp_path / "absent.toml") == Settings()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no atlas.toml here
+    assert load_settings() == Settings()
+    with pytest.raises(SettingsError, match="absent.toml: no such settings file"):
+        load_settings(config=tmp_path / "absent.toml")
 
 
 def test_environment_values_are_typed(monkeypatch):
     monkeypatch.setenv("ATLAS_TOP_K", "3")
     monkeypatch.setenv("ATLAS_CORPUS", "a:b")
-    settings = load_settings(config=Path("/nonexistent.toml"))
+    settings = load_settings()
     assert settings.top_k == 3 and settings.corpus == [Path("a"), Path("b")]
 
 
@@ -29,6 +33,8 @@ def test_environment_values_are_typed(monkeypatch):
     ("top_k = 'many'\n", "cannot read 'many' as int"),
     ("colour = 'blue'\n", "unknown settings ['colour']"),
     ("top_k = \n", "atlas.toml"),
+    ("top_k = 2.7\n", "cannot read 2.7 as int"),
+    ("candidates = 0\n", "candidates: must be at least 1"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, content, words):
     config = tmp_path / "atlas.toml"
@@ -40,4 +46,4 @@ def test_bad_settings_are_clear_errors(tmp_path, content, words):
 def test_choices_are_checked(monkeypatch):
     monkeypatch.setenv("ATLAS_MODE", "doctor")
     with pytest.raises(SettingsError, match="setting mode: 'doctor' is not one of patient, clinician"):
-        load_settings(config=Path("/nonexistent.toml"))
+        load_settings()

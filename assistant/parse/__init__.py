@@ -59,6 +59,9 @@ def read_file(path: Path) -> tuple[list[Study], list[Problem]]:
         return [], [err.problem]
     except OSError as err:
         return [], [Problem(file, None, f"cannot read file: {err.strerror}")]
+    except (ValueError, RecursionError, TypeError, AttributeError, IndexError, KeyError) as err:
+        # A parser bug or a pathological file must cost one entry, never the whole corpus.
+        return [], [Problem(file, None, f"cannot parse this file ({type(err).__name__}: {err})")]
     studies, problems = [], []
     for study, found in records:
         problems += found

@@ -29,12 +29,13 @@ class ParseError(Exception):
 
 def decode(raw: bytes, file: str) -> str:
     """UTF-8 text, or a ParseError naming the line of the first unreadable byte."""
-    if not raw.strip():
-        raise ParseError(Problem(file, None, "empty file: expected a study entry"))
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ParseError(Problem(
             file, line, f"unreadable bytes: byte 0x{raw[err.start]:02x} at offset {err.start} is not "
             "UTF-8; expected UTF-8 text (re-save the file as UTF-8)")) from None
+    if not text.strip():  # also a file holding only a byte-order mark or white space
+        raise ParseError(Problem(file, None, "empty file: expected a study entry"))
+    return text
