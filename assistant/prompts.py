@@ -9,12 +9,6 @@ PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 
 
 @cache
-def text(name: str) -> str:
-    """The text of prompts/<name>.txt, without its trailing newline."""
-    return (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8").strip()
-
-
-@cache
 def table(name: str) -> dict:
     """The entries of prompts/<name>.toml."""
     return tomllib.loads((PROMPTS_DIR / f"{name}.toml").read_text(encoding="utf-8"))

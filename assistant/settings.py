@@ -19,7 +19,7 @@ class Settings:
     # A local sentence-transformers folder; empty means the packaged all-MiniLM-L6-v2.
     embedding_model: str = ""
     embed_batch_size: int = 64
-    top_k: int = 5  # studies cited in one answer at most
+    top_k: int = 5  # studies retrieved per question (an answer cites 3 in patient mode, 5 for clinicians)
     candidates: int = 50  # chunks each retriever returns before fusion
     backend: str = "extractive"  # the answer engine; extractive is offline and deterministic
     mode: str = "patient"  # patient | clinician

@@ -9,9 +9,10 @@ import pytest
 from gradio_client import Client
 
 from assistant import web
-from assistant.index import build_index
+from assistant.index import build_index, live_build
 from assistant.prompts import table
 from assistant.settings import Settings
+from conftest import CORPUS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # pandas 3 notes
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,9 +105,9 @@ def test_api_mode_filters_empty_and_long_input(client):
 @pytest.mark.parametrize("state", ["missing", "broken"])
 def test_missing_or_broken_index_names_the_fix(tmp_path, state, capsys):
     settings = Settings(index_dir=tmp_path / "index")
-    if state == "broken":  # an index of an empty folder cannot be opened
-        (tmp_path / "empty").mkdir()
-        build_index([tmp_path / "empty"], settings, progress=False)
+    if state == "broken":  # an index whose docstore was damaged cannot be opened
+        build_index([CORPUS / "2013_meeus_mitochondria_oxidative_stress.txt"], settings, progress=False)
+        (live_build(settings.index_dir) / "docstore.json").write_text("{not json")
     with running(settings) as url:
         answer = Client(url, verbose=False).predict(QUESTION, api_name="/chat")
         page_config = httpx.get(f"{url}/config").text
