@@ -90,7 +90,7 @@ def parse_markdown(text: str, file: str) -> tuple[Study, list[Problem]]:
         found = f" ({len(unknown)} unknown headings, the first at line {unknown[0]})" if unknown else ""
         raise ParseError(Problem(file, body_start + 1, f"no sections{found}: expected '## ' headings such "
                                  "as '## Summary' and '## What has been found?'"))
-    year = _year(meta.get("published")) or _year(meta.get("created"))
+    year = year_of(meta.get("published")) or year_of(meta.get("created"))
     study = Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
                   et_al=et_al, journal=facts.get("publisher") or None, year=year, doi=doi, pmid=pmid,
                   url=url, source_path=file, source_format="markdown", sections=sections)
@@ -130,9 +130,10 @@ def _front_matter(lines: list[str], file: str) -> tuple[dict, int]:
     return meta, end + 1
 
 
-def _year(value) -> int | None:
-    match = re.match(r"(19|20)\d\d", str(value or ""))
-    return int(match.group(0)) if match else None
+def year_of(value) -> int | None:
+    """The year at the start of a date ('2025-09-16', '2025 Mar 15', 2025), else None."""
+    match = re.match(r"\s*((19|20)\d\d)", str(value or ""))
+    return int(match.group(1)) if match else None
 
 
 def _details(lines: list[str], offset: int) -> dict[str, str]:

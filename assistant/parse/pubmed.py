@@ -9,7 +9,7 @@ import re
 
 from ..chunk import sentences
 from ..study import Role, Section, Study, normalise_doi, study_id
-from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation
+from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation, year_of
 from .problems import Problem
 
 Record = tuple[Study | None, list[Problem]]
@@ -116,17 +116,12 @@ def _medline_record(fields: list[list], file: str, line: int) -> Record:
     authors += values.get("CN", [])  # a collective author (consortium) is an author as written
     doi = next((normalise_doi(v) for v in values.get("AID", []) + values.get("LID", [])
                 if v.endswith("[doi]")), None)
-    year = _year(first("DP"))
+    year = year_of(first("DP"))
     study = _study(pmid, title, first("AB") or "", authors, year, first("JT") or first("TA"), doi,
                    file, "medline", line)
     study.study_type = type_from_publication(values.get("PT", []), study)
     finish(study)
     return study, problems
-
-
-def _year(value) -> int | None:
-    match = re.match(r"\s*((19|20)\d\d)", str(value or ""))
-    return int(match.group(1)) if match else None
 
 
 def type_from_publication(types: list[str], study: Study) -> str:
@@ -226,7 +221,7 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
         what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
         return None, [Problem(file, line, f"{what} has no title: expected a \"title\" field")]
     study = _study(pmid, title, str(record.get("abstract") or ""), _json_authors(record.get("authors")),
-                   _year(record.get("year")), str(record["journal"]) if record.get("journal") else None,
+                   year_of(record.get("year")), str(record["journal"]) if record.get("journal") else None,
                    normalise_doi(str(record.get("doi") or "")), file, "json", line)
     types = record.get("publication_types") or []
     study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
