@@ -15,6 +15,7 @@ import numpy as np
 from .answer import ANSWERED, Answer, Item, Source
 from .chunk import units
 from .parse.design import design_caveats
+from .present import as_sentence
 from .prompts import table
 from .retrieve import Library, StudyHit
 from .study import Role, Study
@@ -116,7 +117,7 @@ def short_answer(answer: Answer, mode: str, limits: Limits) -> str:
             sentence = texts["finding_one"].format(text=_cited(finding.text, source.n))
         else:
             sentence = texts["finding"].format(Kind=_capitalise(kind), year=source.study.year or "an unknown year",
-                                               n=source.n, text=_sentence(finding.text))
+                                               n=source.n, text=as_sentence(finding.text))
         if _words(sentence) > budget and len(parts) > 1:
             break
         parts.append(sentence)
@@ -137,19 +138,14 @@ def _limits_sentence(answer: Answer, texts: dict) -> str:
     authors = [i for i in answer.does_not_prove if not i.generated]
     if not authors:  # only design caveats: say whose words they are not
         item = answer.does_not_prove[0]
-        return texts["limits_generated"].format(n=item.citations[0], text=_sentence(item.text))
+        return texts["limits_generated"].format(n=item.citations[0], text=as_sentence(item.text))
     template = texts["limits_one"] if len(answer.sources) == 1 else texts["limits_many"]
     return template.format(text=_cited(authors[0].text, authors[0].citations[0]))
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text[-1:] in ".?!" else text + "."
-
-
 def _cited(text: str, n: int) -> str:
     """'Some text.' -> 'Some text [1].'"""
-    text = _sentence(text)
+    text = as_sentence(text)
     return f"{text[:-1]} [{n}]{text[-1]}"
 
 

@@ -28,8 +28,8 @@ def display_blocks(answer: Answer) -> list[tuple[str, str, list[Item]]]:
 def reference(source: Source, mode: str = "patient") -> str:
     """'Meeus M, Nijs J, Hermans L, et al. (2013) Title. Journal. Review.'"""
     s = source.study
-    parts = [f"{s.short_authors() or 'Unknown authors'} ({s.year or 'n.d.'})", _end(s.title),
-             _end(s.journal) if s.journal else "", STUDY_TYPES.get(s.study_type, "Other") + "."]
+    parts = [f"{s.short_authors() or 'Unknown authors'} ({s.year or 'n.d.'})", as_sentence(s.title),
+             as_sentence(s.journal) if s.journal else "", STUDY_TYPES.get(s.study_type, "Other") + "."]
     if mode == "clinician":
         pem = {"required": "PEM required", "not_required": "PEM not required"}.get(s.pem.value, "PEM criterion not stated")
         parts.append(pem + ".")
@@ -38,7 +38,9 @@ def reference(source: Source, mode: str = "patient") -> str:
     return " ".join(p for p in parts if p)
 
 
-def _end(text: str) -> str:
+def as_sentence(text: str) -> str:
+    """The text with a closing full stop unless it already ends a sentence."""
+    text = text.strip()
     return text if text[-1:] in ".?!" else text + "."
 
 
