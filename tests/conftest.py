@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -6,16 +7,48 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# The shared data (study files, PubMed records) and the output contracts (JSON schemas) are not part of
+# this repository: they sit beside it as ../shared (data/ and contracts/), a read-only checkout that
+# every developer and CI has. ATLAS_SHARED_DATA names its data folder when it lives elsewhere; without
+# it, every test that needs it is skipped with one line saying what is missing.
+SHARED = Path(os.environ.get("ATLAS_SHARED_DATA") or ROOT.parent / "shared" / "data").absolute()
+CONTRACTS = SHARED.parent / "contracts"
 SEED = SHARED / "000_0c16861488545d4e.txt"
 SUMMARIES = SHARED / "summaries"
 CORPUS = ROOT / "corpus"
+WHERE = ("the shared data and contracts checkout that sits beside the project as ../shared "
+         "(set ATLAS_SHARED_DATA to its data folder if it lives elsewhere)")
 
 
 def need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is absent (../shared/data is expected beside the project)")
+        pytest.skip(f"needs {path}, which is missing: it comes from {WHERE}")
     return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: loads the real embedding model or runs for minutes; "
+                                       "`pytest -m 'not slow'` is the fast layer")
+
+
+def contract(name: str) -> dict:
+    """A JSON schema of the shared contracts (../shared/contracts), or a skip naming what is missing."""
+    return json.loads(need(CONTRACTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def answer_schema():
+    return contract("answer.schema.json")
+
+
+@pytest.fixture(scope="session")
+def eval_summary_schema():
+    return contract("eval-summary.schema.json")
+
+
+@pytest.fixture(scope="session")
+def index_summary_schema():
+    return contract("index-summary.schema.json")
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ import jsonschema
 from assistant.cli import main
 from assistant.eval_report import gate_failures
 from assistant.evaluate import read_questions, run_eval
-from conftest import ROOT, SHARED
-
-SCHEMA = json.loads((SHARED.parent / "contracts" / "eval-summary.schema.json").read_text())
+from conftest import ROOT
 
 
 def test_eval_gate_on_the_corpus_question_set(assistant):
@@ -23,7 +21,7 @@ def test_eval_gate_on_the_corpus_question_set(assistant):
     assert run.summary["citations"]["valid_rate"] == 1.0 and run.summary["causal"]["coverage"] == 1.0, named
 
 
-def test_eval_command_writes_report_plot_and_json(corpus_index, tmp_path, capsys):
+def test_eval_command_writes_report_plot_and_json(corpus_index, tmp_path, capsys, eval_summary_schema):
     subset = tmp_path / "subset.jsonl"
     lines = (ROOT / "evals" / "questions.jsonl").read_text().splitlines()
     subset.write_text("\n".join(lines[::10]) + "\n")
@@ -31,7 +29,7 @@ def test_eval_command_writes_report_plot_and_json(corpus_index, tmp_path, capsys
     code = main(["eval", "--set", str(subset), "--index", str(corpus_index.index_dir), "--out", str(out), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    jsonschema.validate(summary, SCHEMA)
+    jsonschema.validate(summary, eval_summary_schema)
     assert set(summary["baselines"]) == {"dense", "bm25", "llama_index_default"}
     report = next(out.glob("*-subset.md")).read_text()
     assert "## Retrieval: ours beside the baselines" in report and "](" in report
