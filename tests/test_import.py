@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chunk import sentences
+from assistant.parse.split import split_sentences as sentences
 from assistant.cli import main
 from assistant.parse import load_corpus, read_file
 from assistant.study import Pem, Role

@@ -30,7 +30,7 @@ NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|warrant\w*|further|previou
 
 
 def infer_study_type(study: Study) -> str:
-    from ..chunk import sentences
+    from .split import split_sentences as sentences
 
     own = [s for sec in study.sections if not sec.generated for item in sec.items for s in sentences(item)
            if not NOT_THIS_STUDY.search(s)]

@@ -10,9 +10,9 @@ import re
 
 import yaml
 
-from ..chunk import sentences
 from ..study import Pem, Role, Section, Study, normalise_doi, study_id
 from .design import design_caveats, infer_study_type
+from .split import split_sentences as sentences
 from .problems import ParseError, Problem
 
 HEADINGS = {

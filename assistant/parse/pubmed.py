@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 
-from ..chunk import sentences
 from ..study import Role, Section, Study, normalise_doi, study_id
 from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation, year_of
+from .split import split_sentences as sentences
 from .problems import Problem
 
 Record = tuple[Study | None, list[Problem]]
