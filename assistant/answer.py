@@ -40,10 +40,38 @@ class Source:
 
 
 @dataclass
+class EvidenceRow:
+    """One cited study in the clinician's evidence table."""
+    n: int
+    design: str | None
+    participants: int | None
+    pem: str
+    tested: bool  # the study tested or measured the question's subject itself
+    direction: str  # benefit, no_benefit, harm, higher, lower, no_difference, present, absent, mixed, unclear
+    finding: str  # the observed item it rests on ("" when the study reports none on the subject)
+
+    def contract(self) -> dict:
+        return {"n": self.n, "design": self.design, "participants": self.participants, "pem": self.pem,
+                "tested": self.tested, "direction": self.direction, "finding": self.finding, "citations": [self.n]}
+
+
+@dataclass
+class Disagreement:
+    text: str
+    citations: list[int]
+
+    def contract(self) -> dict:
+        return {"text": self.text, "citations": self.citations}
+
+
+@dataclass
 class Answer:
     question: str
     status: str
     short_answer: str
+    question_type: str = "other"
+    verdict: str = "none"
+    bottom_line: str = ""
     shows: list[Item] = field(default_factory=list)
     infers: list[Item] = field(default_factory=list)
     does_not_prove: list[Item] = field(default_factory=list)
@@ -53,16 +81,34 @@ class Answer:
     answer_markdown: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     resolved_question: str | None = None  # the follow-up as understood, when it differs
+    evidence_table: list[EvidenceRow] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
+    subject: str = ""  # what the question asks about, as understood
 
     def blocks(self) -> dict[str, list[Item]]:
         return {name: getattr(self, name) for name in BLOCKS}
 
     def contract(self) -> dict:
-        data = {"question": self.question, "status": self.status, "short_answer": self.short_answer}
+        data = {"question": self.question, "status": self.status, "question_type": self.question_type,
+                "subject": self.subject, "verdict": self.verdict,
+                "bottom_line": self.bottom_line or first_sentence(self.short_answer),
+                "short_answer": self.short_answer}
         data.update({name: [i.contract() for i in items] for name, items in self.blocks().items()})
+        data["evidence_table"] = [row.contract() for row in self.evidence_table]
+        data["disagreements"] = [d.contract() for d in self.disagreements]
         data["sources"] = [s.contract() for s in self.sources]
+        data["notes"] = self.notes
         data["answer_markdown"] = self.answer_markdown
         data["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
         if self.resolved_question:
             data["resolved_question"] = self.resolved_question
         return data
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a fixed text (the bottom line of a refusal, a crisis text, …)."""
+    head = text.strip().split("\n", 1)[0]
+    for end in (". ", "? ", "! "):
+        if end in head:
+            return head.split(end, 1)[0] + end.strip()
+    return head

@@ -8,10 +8,11 @@ from .answer import ANSWERED, NO_EVIDENCE, OUT_OF_SCOPE, SAFETY, Answer
 from .compose import compose
 from .embed import embed_texts
 from .followup import Conversation
-from .gate import EvidenceCheck, Gate
+from .gate import EvidenceCheck, Scope
 from .present import to_markdown
 from .prompts import table
 from .retrieve import Filters, Library
+from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
 
 
@@ -19,8 +20,10 @@ class Assistant:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.library = Library(settings.index_dir, settings.candidates)
-        self.gate = Gate(settings.embedding_model, settings.embed_batch_size)
-        self.gate.check("", self._embed([""])[0])  # load the model and embed the intents now, not on question one
+        self.safety = SafetyGate(self._embed)
+        self.scope = Scope(settings.embedding_model, settings.embed_batch_size)
+        self.safety.load()  # load the model and embed the intents now, not on question one
+        self.scope.load()
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
                                       settings.min_term_coverage, settings.strong_similarity)
 
@@ -38,16 +41,19 @@ class Assistant:
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         question_vector, search_vector, topic_vector = self._embed(
             [question, search_text, self.evidence.topic(search_text)])
-        verdict = self.gate.check(question, question_vector)
-        if not verdict.in_scope and resolved and resolved.study_ids:
+        safety = self.safety.check(question, question_vector, mode)
+        in_scope = safety.urgent or self.scope.check(question, question_vector)[0]
+        if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
-            verdict.in_scope = self.gate.check(search_text, search_vector).in_scope
+            in_scope = self.scope.check(search_text, search_vector)[0]
         gated = time.perf_counter()
         timings = {"gate": (gated - started) * 1000}
 
-        if verdict.safety or not verdict.in_scope:
-            answer = self._fixed(question, SAFETY if verdict.safety else OUT_OF_SCOPE)
+        if safety.urgent:
+            answer = self._crisis(question, safety)
+        elif not in_scope:
+            answer = self._fixed(question, OUT_OF_SCOPE)
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
@@ -62,8 +68,10 @@ class Assistant:
             else:
                 answer = compose(search_text, search_vector, hits, self.library, mode)
                 answer.question = question
-                answer.notes = self._advice_notes(verdict)
+                answer.notes = self._advice_notes(safety)
             timings["compose"] = (time.perf_counter() - retrieved) * 1000
+            # Never silent: resources come first, above whatever answer follows.
+            answer.notes[:0] = self._safety_notes(safety)
         notes = table("answer")["notes"]
         answer.notes.append(notes["medical"])
         if search_text != question:
@@ -82,6 +90,19 @@ class Assistant:
         return Answer(question=question, status=status, short_answer=table("answer")["status"][status])
 
     @staticmethod
-    def _advice_notes(verdict) -> list[str]:
+    def _crisis(question: str, safety: SafetyCall) -> Answer:
+        """Crisis or emergency resources only, worded for who is asking."""
+        text = table("answer")["safety"][safety.kind][safety.audience]
+        return Answer(question=question, status=SAFETY, short_answer=text)
+
+    @staticmethod
+    def _safety_notes(safety: SafetyCall) -> list[str]:
         notes = table("answer")["notes"]
-        return ([notes["dose"]] if verdict.dose else []) + ([notes["diagnosis"]] if verdict.diagnosis else [])
+        if safety.level == BORDERLINE:
+            return [notes[f"borderline_{safety.kind}"]]
+        return [notes["support"]] if safety.level == SUPPORT else []
+
+    @staticmethod
+    def _advice_notes(safety: SafetyCall) -> list[str]:
+        notes = table("answer")["notes"]
+        return ([notes["dose"]] if safety.dose else []) + ([notes["diagnosis"]] if safety.diagnosis else [])

@@ -52,7 +52,8 @@ def link(source: Source) -> str | None:
 def to_markdown(answer: Answer, mode: str = "patient") -> str:
     headings = table("answer")["headings"]
     if answer.status != ANSWERED:
-        return "\n\n".join([answer.short_answer, *(f"_{n}_" for n in answer.notes)])
+        # Resources and advice limits first, then the fixed text, then the not-medical-advice line.
+        return "\n\n".join([*(f"> {n}" for n in answer.notes[:-1]), answer.short_answer, f"_{answer.notes[-1]}_"])
     out = [f"> {note}" for note in answer.notes[:-1]]  # dose / diagnosis limits come first
     out.append(f"**{headings['short']}:** {answer.short_answer}")
     for _, heading, items in display_blocks(answer):
@@ -72,7 +73,7 @@ def to_terminal(answer: Answer, mode: str = "patient", width: int = 100) -> str:
     wrap = lambda text, indent="": textwrap.fill(text, width, initial_indent=indent,  # noqa: E731
                                                  subsequent_indent=" " * len(indent))
     if answer.status != ANSWERED:
-        return "\n\n".join([answer.short_answer, *answer.notes])
+        return "\n\n".join([*answer.notes[:-1], answer.short_answer, answer.notes[-1]])
     out = [wrap(note) for note in answer.notes[:-1]]  # dose / diagnosis limits come first
     out.append(wrap(f"{headings['short']}: {answer.short_answer}"))
     for _, heading, items in display_blocks(answer):

@@ -148,7 +148,7 @@ def source_card(source: Source, key: str) -> str:
 def answer_parts(answer: Answer, mode: str, key: str, notes: list[str]) -> list[str]:
     """The answer as HTML, in reading order: short answer, blocks, sources, the medical note."""
     if answer.status != ANSWERED:
-        return [plain_html("\n".join([*notes, answer.short_answer, *answer.notes]), answer.status)]
+        return [plain_html("\n".join([*notes, *answer.notes[:-1], answer.short_answer, answer.notes[-1]]), answer.status)]
     known = {s.n for s in answer.sources}
     heading = table("answer")["headings"]
     cites = lambda item: " ".join(cite_links(f"[{n}]", key, known) for n in item.citations)  # noqa: E731

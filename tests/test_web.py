@@ -88,7 +88,8 @@ def test_api_cited_answer_with_blocks_and_sources(client):
 
 def test_api_safety_and_no_evidence(client):
     safety = client.predict("I want to end my life", api_name="/chat")
-    assert safety.startswith(STATUS["safety"].splitlines()[0]) and "988" in safety and "####" not in safety
+    crisis = table("answer")["safety"]["crisis"]["self"]
+    assert safety.startswith(crisis.splitlines()[0]) and "988" in safety and "####" not in safety
     none = client.predict("Does acupuncture help ME/CFS?", api_name="/chat")
     assert none.startswith(STATUS["no_evidence"]) and "[1]" not in none and NOTE in none
 

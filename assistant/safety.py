@@ -1,0 +1,156 @@
+"""Stage 5a, safety: before anything else, is a person in crisis or in a medical emergency? And does the
+question ask for a dose, a personal treatment decision or a diagnosis?
+
+Three layers per class (crisis, emergency), all data in prompts/safety.toml: rules per language,
+embedding similarity to described intents weighed against described calm ones, and a borderline band
+that shows resources first *and* the research answer below them. Missing a crisis is the worst error
+this assistant can make, so every layer can only add resources, never take a rule's call back."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from .prompts import table
+
+NONE, SUPPORT, BORDERLINE, URGENT = "none", "support", "borderline", "urgent"
+CLASSES = ("crisis", "emergency")
+LANGUAGES = ("en", "de", "es", "fr", "nl")
+
+# Who is asking decides which route the resources describe.
+PROFESSIONAL = re.compile(
+    r"\b(my|our|a|the|this) (patient|client|customer)s?\b|\b(clinician|pharmacist|gp|nurse|doctor|physician|"
+    r"psychiatrist|psychologist|therapist|carer|social worker) here\b|\b(i'?m|i am) an? (gp|doctor|nurse|physician|"
+    r"pharmacist|psychologist|therapist|clinician|psychiatrist|paramedic)\b|\b(mein|meine) (patient|patientin)\b|"
+    r"\b(mi|una?) paciente\b|\b(mon|ma) patiente?\b|\b(mijn|een) (patiënt|patient|cliënt)\b", re.I)
+OTHER = re.compile(
+    r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
+    r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
+    r"flatmate|roommate|fianc\w*|baby|nan|gran)\b|\b(he|she)('s| is| has| hasn'?t| won'?t| can'?t)\b|"
+    r"\b(mein|meine|meiner|meinem)\s(mann|frau|tochter|sohn|mutter|vater|freund|freundin|schwester|bruder)\b|"
+    r"\b(mi|mis) (hijo|hija|madre|padre|esposo|esposa|marido|mujer|hermana|hermano|novio|novia|amigo|amiga|abuela)\b|"
+    r"\b(mon|ma|mes) (fils|fille|mari|femme|mère|père|ami|amie|copain|copine|sœur|soeur|frère)\b|"
+    r"\b(mijn) (man|vrouw|dochter|zoon|moeder|vader|vriend|vriendin|zus|broer|partner)\b", re.I)
+
+
+@dataclass
+class SafetyCall:
+    """What the safety layer decided, and why (for evals, logs and `inspect`)."""
+    level: str = NONE  # none | support (research on suicide or death) | borderline | urgent
+    kind: str | None = None  # crisis | emergency, when level is borderline or urgent
+    audience: str = "self"  # self | other | professional
+    dose: bool = False  # a dose or a personal start / stop / change decision is asked
+    diagnosis: bool = False  # whether the person, or someone they name, has a condition
+    scores: dict[str, float] = field(default_factory=dict)
+    why: list[str] = field(default_factory=list)
+
+    @property
+    def urgent(self) -> bool:
+        return self.level == URGENT
+
+
+class Rules:
+    """Regular expressions per language; the first that matches names itself."""
+
+    def __init__(self, spec: dict | list):
+        patterns = spec if isinstance(spec, list) else [p for lang in LANGUAGES for p in spec.get(lang, [])]
+        self.patterns = [re.compile(p, re.I) for p in patterns]
+
+    def first(self, text: str) -> str | None:
+        return next((p.pattern for p in self.patterns if p.search(text)), None)
+
+
+class SafetyGate:
+    def __init__(self, embed: Callable[[list[str]], np.ndarray]):
+        self.embed = embed
+
+    @cached_property
+    def _spec(self) -> dict:
+        spec = table("safety")
+        advice = table("gate")["advice"]
+        compiled = {
+            "figures": Rules(spec["figures_of_speech"]),
+            "research_topic": Rules(spec["research"]["topic"]),
+            "research_frame": Rules(spec["research"]["frame"]),
+            "study_frame": Rules(advice["study_frame"]),
+            "dose": Rules(advice["dose"]), "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
+            "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
+            "thresholds": spec["thresholds"],
+            "calm": self.embed(spec["calm"]["intents"]),
+        }
+        for name in CLASSES:
+            compiled[name] = Rules(spec[name]["rules"])
+            compiled[f"{name}_intents"] = spec[name]["described"]["intents"]
+            compiled[f"{name}_vectors"] = self.embed(compiled[f"{name}_intents"])
+        return compiled
+
+    def load(self) -> None:
+        """Compile the rules and embed the intents now, not on the first question."""
+        self._spec  # noqa: B018
+
+    def check(self, question: str, vector: np.ndarray | None = None, mode: str = "patient") -> SafetyCall:
+        spec = self._spec
+        literal = self._without_figures(question)
+        call = SafetyCall(audience=self._audience(question, mode))
+        call.dose, call.diagnosis = self._advice(literal)
+        for name in CLASSES:  # a rule decides at once
+            if rule := spec[name].first(literal):
+                call.level, call.kind = URGENT, name
+                call.why.append(f"{name} rule {rule}")
+                return call
+        research = bool(spec["research_topic"].first(literal) and spec["research_frame"].first(literal))
+        # Naming suicide or self-harm is a crisis unless the question is framed as research.
+        if not research and (rule := spec["crisis_topic"].first(literal)):
+            call.level, call.kind = URGENT, "crisis"
+            call.why.append(f"crisis topic rule {rule}")
+            return call
+        if research:
+            call.level = SUPPORT
+            call.why.append("research on suicide, self-harm or death")
+        self._embedding_layer(literal, question, vector, call)
+        return call
+
+    def _embedding_layer(self, literal: str, question: str, vector, call: SafetyCall) -> None:
+        spec, limits = self._spec, self._spec["thresholds"]
+        if not literal.strip():
+            return
+        if vector is None or literal != question:
+            vector = self.embed([literal])[0]
+        calm = float(np.max(spec["calm"] @ vector))
+        call.scores["calm"] = round(calm, 3)
+        for name in CLASSES:
+            sims = spec[f"{name}_vectors"] @ vector
+            best = int(np.argmax(sims))
+            score = float(sims[best])
+            call.scores[name] = round(score, 3)
+            if score < limits["borderline"] or calm - score > limits["calm_margin"]:
+                continue
+            level = URGENT if score >= limits[name] and call.level != SUPPORT else BORDERLINE
+            if _rank(level) > _rank(call.level):
+                call.level, call.kind = level, name
+                call.why.append(f"{name}: like '{spec[f'{name}_intents'][best]}' ({score:.2f}; calm {calm:.2f})")
+
+    def _without_figures(self, question: str) -> str:
+        text = question.replace("’", "'")
+        for pattern in self._spec["figures"].patterns:
+            text = pattern.sub(" ", text)
+        return text
+
+    def _advice(self, text: str) -> tuple[bool, bool]:
+        spec = self._spec
+        about_studies = spec["study_frame"].first(text) is not None
+        dose = not about_studies and bool(spec["dose"].first(text) or spec["decision"].first(text))
+        return dose, spec["diagnosis"].first(text) is not None
+
+    @staticmethod
+    def _audience(question: str, mode: str) -> str:
+        if mode == "clinician" or PROFESSIONAL.search(question):
+            return "professional"
+        return "other" if OTHER.search(question) else "self"
+
+
+def _rank(level: str) -> int:
+    return (NONE, SUPPORT, BORDERLINE, URGENT).index(level)
