@@ -2,23 +2,37 @@
 
 Layout of the index folder:
     CURRENT            the name of the live build (replaced atomically, so readers never see a half build)
+    LOCK               held (flock) by the one `index` that may write here; says which process holds it
     builds/<name>/     llama-index storage (docstore, index store, FAISS vectors), bm25/, studies.json,
                        manifest.json (model, dimension, chunking version, per-study content hash,
-                       per-chunk text hash in FAISS order)
+                       per-chunk text hash in FAISS order, sha256 of every other file of the build);
+                       RETIRED (when a build stopped being live)
 
 A rebuild reuses the vector of every chunk whose embedded text is unchanged, so an unchanged corpus
 embeds nothing and an edited entry embeds only its changed chunks. A model or chunking change
-rebuilds everything, and says why.
+rebuilds everything, and says why. Vectors are reused only from a build whose files match their
+checksums and only if they are unit vectors; a damaged build is never reused, and the build before it
+serves instead when it is intact.
+
+Writers take the lock; readers never do. The build that finished moves CURRENT, then removes what is
+no longer needed: the build it replaced stays (a reader may have read CURRENT just before the move),
+as does any build replaced less than KEEP_SECONDS ago; older builds, damaged builds, half-written
+`.partial` folders and temporary files go. A reader re-reads CURRENT once when a build changes under it.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +44,15 @@ from .settings import Settings
 from .study import Study
 
 POINTER = "CURRENT"
+LOCK = "LOCK"
+BUILDS = "builds"
+MANIFEST = "manifest.json"
+RETIRED = "RETIRED"
+VECTORS = "default__vector_store.json"  # llama-index's name for the FAISS file (binary, not JSON)
+PARTIAL = ".partial"
+TEMP_PREFIX = f"{POINTER}.tmp-"
+KEEP_SECONDS = 600.0  # a replaced build outlives any reader that read CURRENT before the move
+NORM_TOLERANCE = 1e-3  # |norm - 1| of a reusable vector (stored vectors are normalised float32)
 
 
 class EmptyCorpus(ValueError):
@@ -38,6 +61,14 @@ class EmptyCorpus(ValueError):
 
 class IndexMissing(Exception):
     """No usable index at the given folder; the message says which command builds one."""
+
+
+class IndexBusy(IndexMissing):
+    """Another `index` holds the lock and did not finish within the time allowed."""
+
+
+class BuildDamaged(ValueError):
+    """A build whose files do not match its manifest; the message names the file and what is wrong."""
 
 
 @dataclass
@@ -51,6 +82,7 @@ class IndexSummary:
     model_load_seconds: float = 0.0
     full_rebuild_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    waited_seconds: float = 0.0  # for the lock held by another `index`
 
     def contract(self) -> dict:
         """The `index --json` object (shared/contracts/index-summary.schema.json)."""
@@ -62,70 +94,359 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def live_build(index_dir: Path) -> Path | None:
-    pointer = index_dir / POINTER
-    if not pointer.is_file():
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def _pointer(index_dir: Path) -> str | None:
+    """The build CURRENT names; None when there is no CURRENT; BuildDamaged when it cannot be read."""
+    path = index_dir / POINTER
+    try:
+        name = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
         return None
-    build = index_dir / "builds" / pointer.read_text().strip()
-    return build if (build / "manifest.json").is_file() else None
+    except NotADirectoryError:  # the index folder itself is a file
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BuildDamaged(f"{POINTER} cannot be read ({type(err).__name__})") from None
+    if not name or "/" in name or name in (".", "..") or name.endswith(PARTIAL):
+        raise BuildDamaged(f"{POINTER} does not name a build ({name[:40]!r})")
+    return name
 
 
-def _previous_vectors(index_dir: Path, model: str) -> tuple[dict[str, np.ndarray], str | None]:
-    """Vectors of the live build keyed by chunk text hash, or why none can be reused."""
-    build = live_build(index_dir)
-    if build is None:
-        return {}, None
-    manifest = json.loads((build / "manifest.json").read_text())
-    if manifest.get("model") != model:
-        return {}, f"the embedding model changed ({manifest.get('model')} -> {model})"
-    if manifest.get("chunking_version") != CHUNKING_VERSION:
-        return {}, (f"the chunking changed (version {manifest.get('chunking_version')} -> "
-                    f"{CHUNKING_VERSION})")
+def read_manifest(build: Path) -> dict:
+    """The manifest of a build, checked for the keys a reader needs."""
+    try:
+        manifest = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BuildDamaged(f"{build.name}/{MANIFEST} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BuildDamaged(f"{build.name}/{MANIFEST} cannot be read ({type(err).__name__})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("chunk_hashes"), list) \
+            or not isinstance(manifest.get("files", {}), dict):
+        raise BuildDamaged(f"{build.name}/{MANIFEST} lacks the chunk list or the file checksums")
+    return manifest
+
+
+def verify_build(build: Path) -> dict:
+    """The manifest of a build whose every file matches its sha256; BuildDamaged names what does not.
+    Builds written before checksums existed (no `files` in the manifest) pass on their manifest alone."""
+    if not build.is_dir():
+        raise BuildDamaged(f"build {build.name} is missing")
+    manifest = read_manifest(build)
+    for rel, expected in manifest.get("files", {}).items():
+        path = build / rel
+        try:
+            actual = file_sha256(path)
+        except FileNotFoundError:
+            raise BuildDamaged(f"{build.name}/{rel} is missing") from None
+        except OSError as err:
+            raise BuildDamaged(f"{build.name}/{rel} cannot be read ({type(err).__name__})") from None
+        if actual != expected:
+            raise BuildDamaged(f"{build.name}/{rel} does not match its checksum "
+                               f"({path.stat().st_size} bytes)")
+    return manifest
+
+
+def live_build(index_dir: Path, verify: bool = True) -> Path | None:
+    """The live build folder, its files verified against their checksums; None when there is no index.
+    A damaged live build raises IndexMissing naming the damage and the fix. When CURRENT moved while
+    the build was being checked (a rebuild swapped it), the new build is read once more."""
+    index_dir = Path(index_dir)
+    for attempt in (1, 2):
+        try:
+            name = _pointer(index_dir)
+            if name is None:
+                return None
+            build = index_dir / BUILDS / name
+            if verify:
+                verify_build(build)
+            elif not (build / MANIFEST).is_file():
+                raise BuildDamaged(f"build {name} is missing")
+            return build
+        except BuildDamaged as err:
+            try:
+                moved = _pointer(index_dir) != name
+            except BuildDamaged:
+                moved = False
+            if attempt == 1 and moved:
+                continue
+            raise IndexMissing(f"the index at {index_dir}/ is damaged ({err}); "
+                               "rebuild it with `atlas-assistant index`") from None
+    return None  # not reached
+
+
+# --- the writer lock -----------------------------------------------------------------------------
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def writer_lock(index_dir: Path, timeout: float | None = None,
+                announce: Callable[[str], None] = _say) -> Iterator[float]:
+    """Hold the index folder's lock (flock on LOCK) for one writer. A second writer says who holds it
+    and waits (at most `timeout` seconds, then IndexBusy); yields the seconds spent waiting. The lock
+    goes with the process, so a killed writer never leaves it held."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexMissing(f"{index_dir} is a file, not an index folder; choose another --index")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    started = time.monotonic()
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = _holder(path)
+            announce(f"waiting: {holder} is writing the index at {index_dir}/; this build starts when "
+                     "it finishes (Ctrl-C to stop waiting)")
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as again:
+                    if again.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                if timeout is not None and time.monotonic() - started > timeout:
+                    raise IndexBusy(f"{holder} is still writing the index at {index_dir}/ after "
+                                    f"{timeout:.0f} s; the index was left as it is") from None
+                time.sleep(0.1)
+        waited = time.monotonic() - started
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
+        try:
+            yield waited
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        text = ""
+    return f"another `atlas-assistant index` ({text})" if text else "another `atlas-assistant index`"
+
+
+# --- housekeeping (only under the lock) ----------------------------------------------------------
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _tidy(index_dir: Path, damaged: set[str] = frozenset(), now: float | None = None) -> list[str]:
+    """Make the folder layout sound and drop what no reader needs; returns what was repaired.
+    Runs only under the writer lock, so every `.partial` and temporary file here is stale."""
+    repairs = []
+    builds = index_dir / BUILDS
+    if (builds.exists() or builds.is_symlink()) and not builds.is_dir():
+        _remove(builds)
+        repairs.append(f"removed {builds}, which was not a folder")
+    builds.mkdir(exist_ok=True)
+    pointer = index_dir / POINTER
+    if pointer.is_dir() and not pointer.is_symlink():
+        _remove(pointer)
+        repairs.append(f"removed the folder {pointer}, which should be a file")
+    for tmp in index_dir.glob(TEMP_PREFIX + "*"):
+        _remove(tmp)
+    try:
+        current = _pointer(index_dir)
+    except BuildDamaged:
+        current = None
+    now = time.time() if now is None else now
+    retired: dict[Path, float] = {}
+    for entry in builds.iterdir():
+        if entry.name == current and entry.is_dir():
+            continue
+        if entry.name.endswith(PARTIAL) or not entry.is_dir() or entry.name in damaged \
+                or not (entry / MANIFEST).is_file():
+            _remove(entry)  # half-written, half-removed, damaged or stray
+            continue
+        try:
+            retired[entry] = (entry / RETIRED).stat().st_mtime
+        except OSError:
+            _remove(entry)  # finished but never live (its writer died before the swap)
+    newest = max(retired, key=retired.get, default=None)
+    for entry, when in retired.items():
+        if entry != newest and now - when > KEEP_SECONDS:
+            _remove(entry)
+    return repairs
+
+
+# --- reusing vectors -----------------------------------------------------------------------------
+
+@dataclass
+class Reuse:
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    reason: str | None = None  # why nothing could be reused (a full rebuild)
+    damaged: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _candidates(index_dir: Path) -> tuple[list[Path], str | None]:
+    """Builds to take vectors from, the live one first, then replaced ones newest first."""
+    builds = index_dir / BUILDS
+    try:
+        current = _pointer(index_dir)
+        problem = None
+    except BuildDamaged as err:
+        current, problem = None, str(err)
+    others = []
+    if builds.is_dir():
+        for entry in builds.iterdir():
+            if entry.is_dir() and entry.name != current and not entry.name.endswith(PARTIAL):
+                try:
+                    others.append(((entry / RETIRED).stat().st_mtime, entry))
+                except OSError:
+                    pass
+    ordered = [builds / current] if current else []
+    ordered += [entry for _, entry in sorted(others, reverse=True)]
+    return ordered, problem
+
+
+def _load_vectors(build: Path, manifest: dict) -> tuple[dict[str, np.ndarray], int]:
+    """Chunk hash -> vector of a verified build, and how many vectors failed the unit-norm check."""
     import faiss
 
-    faiss_index = faiss.read_index(str(build / "default__vector_store.json"))
+    hashes = manifest["chunk_hashes"]
+    if not hashes:
+        return {}, 0
+    path = build / VECTORS
+    if path.stat().st_size < 64:
+        raise BuildDamaged(f"{build.name}/{VECTORS} is too short to hold vectors")
+    try:
+        faiss_index = faiss.read_index(str(path))
+    except Exception as err:  # faiss raises RuntimeError for any malformed file
+        raise BuildDamaged(f"{build.name}/{VECTORS} cannot be read ({type(err).__name__})") from None
+    if faiss_index.ntotal != len(hashes) or faiss_index.d != manifest.get("dimension"):
+        raise BuildDamaged(f"{build.name}/{VECTORS} holds {faiss_index.ntotal} vectors of dimension "
+                           f"{faiss_index.d}, the manifest {len(hashes)} of {manifest.get('dimension')}")
     vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
-    return dict(zip(manifest["chunk_hashes"], vectors)), None
+    with np.errstate(all="ignore"):
+        norms = np.linalg.norm(vectors.astype("float64"), axis=1)
+    good = np.isfinite(norms) & (np.abs(norms - 1.0) <= NORM_TOLERANCE)
+    reusable = {h: v for h, v, ok in zip(hashes, vectors, good) if ok}
+    return reusable, int((~good).sum())
 
 
-def build_index(paths: list[Path], settings: Settings, progress: bool = True) -> IndexSummary:
+def _previous_vectors(index_dir: Path, model: str) -> Reuse:
+    """Vectors of the live build (or, when it is damaged, of the build before it) keyed by chunk text
+    hash, or why none can be reused. Never raises: whatever cannot be read is embedded again."""
+    reuse = Reuse()
+    candidates, problem = _candidates(index_dir)
+    if problem:
+        reuse.warnings.append(f"the index pointer was damaged ({problem}); it is rewritten")
+    live = True
+    for build in candidates:
+        try:
+            manifest = verify_build(build)
+            if manifest.get("model") != model:
+                why = f"the embedding model changed ({manifest.get('model')} -> {model})"
+            elif manifest.get("chunking_version") != CHUNKING_VERSION:
+                why = (f"the chunking changed (version {manifest.get('chunking_version')} -> "
+                       f"{CHUNKING_VERSION})")
+            else:
+                why = None
+            if why:
+                if live:
+                    reuse.reason = why
+                    return reuse
+                continue
+            vectors, bad = _load_vectors(build, manifest)
+        except (BuildDamaged, OSError, KeyError, TypeError, ValueError, MemoryError) as err:
+            detail = str(err) if isinstance(err, BuildDamaged) else f"{build.name}: {type(err).__name__}: {err}"
+            reuse.damaged.add(build.name)
+            reuse.warnings.append(f"damaged build, not reused: {detail}")
+            live = False
+            continue
+        if bad:
+            reuse.warnings.append(f"{bad} vectors of build {build.name} are not unit length; "
+                                  "their chunks are embedded again")
+        if not live:
+            reuse.warnings.append(f"vectors reused from the earlier build {build.name}")
+        reuse.vectors = vectors
+        return reuse
+    if reuse.damaged:
+        reuse.reason = "no intact earlier build to reuse vectors from (" + "; ".join(
+            w.split(": ", 1)[1] for w in reuse.warnings if w.startswith("damaged build")) + ")"
+    return reuse
+
+
+# --- building ------------------------------------------------------------------------------------
+
+def build_index(paths: list[Path], settings: Settings, progress: bool = True,
+                lock_timeout: float | None = None) -> IndexSummary:
     started = time.perf_counter()
-    index_dir = settings.index_dir
+    index_dir = Path(settings.index_dir)
     load = load_corpus(paths)
     if not load.studies:
+        state = ("was left as it was" if live_build_name(index_dir) else "was not created (no index yet)")
         raise EmptyCorpus("no study could be read from " + ", ".join(map(str, paths))
                           + ("; " + "; ".join(str(p) for p in load.errors[:3]) if load.errors else "")
-                          + f". The index at {index_dir}/ was left as it was.")
+                          + f". The index at {index_dir}/ {state}.")
     summary = IndexSummary(studies=len(load.studies), skipped=load.skipped,
                            warnings=[str(p) for p in load.problems if p.severity == "warning"])
     nodes = [node for study in load.studies for node in chunk_study(study)]
     texts = [node.get_content(metadata_mode="embed") for node in nodes]
     hashes = [sha(t) for t in texts]
     model = model_name(settings.embedding_model)
-    old, summary.full_rebuild_reason = _previous_vectors(index_dir, model)
 
-    todo = [i for i, h in enumerate(hashes) if h not in old]
-    if todo:
-        load_started = time.perf_counter()
-        embedding_model(settings.embedding_model, settings.embed_batch_size)
-        summary.model_load_seconds = time.perf_counter() - load_started
-    fresh = _embed_with_progress([texts[i] for i in todo], settings, progress)
-    new = dict(zip((hashes[i] for i in todo), fresh))
-    for node, h in zip(nodes, hashes):
-        node.embedding = (new[h] if h in new else old[h]).tolist()
-    summary.chunks = len(nodes)
-    summary.embedded_chunks = len(todo)
-    summary.reused_chunks = len(nodes) - len(todo)
+    with writer_lock(index_dir, timeout=lock_timeout) as waited:
+        summary.waited_seconds = round(waited, 3)
+        summary.warnings += _tidy(index_dir)
+        reuse = _previous_vectors(index_dir, model)
+        old = reuse.vectors
+        summary.full_rebuild_reason = reuse.reason
+        summary.warnings += reuse.warnings
 
-    build = _write_build(index_dir, nodes, load.studies, {
-        "model": model, "dimension": len(nodes[0].embedding) if nodes else 0,
-        "chunking_version": CHUNKING_VERSION, "chunk_hashes": hashes,
-        "studies": {s.id: sha(json.dumps(s.to_dict(), sort_keys=True, default=str)) for s in load.studies},
-        "skipped": summary.skipped, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    _swap_live(index_dir, build)
+        todo = [i for i, h in enumerate(hashes) if h not in old]
+        if todo:
+            load_started = time.perf_counter()
+            embedding_model(settings.embedding_model, settings.embed_batch_size)
+            summary.model_load_seconds = time.perf_counter() - load_started
+        fresh = _embed_with_progress([texts[i] for i in todo], settings, progress)
+        new = dict(zip((hashes[i] for i in todo), fresh))
+        for node, h in zip(nodes, hashes):
+            node.embedding = (new[h] if h in new else old[h]).tolist()
+        summary.chunks = len(nodes)
+        summary.embedded_chunks = len(todo)
+        summary.reused_chunks = len(nodes) - len(todo)
+
+        build = _write_build(index_dir, nodes, load.studies, {
+            "model": model, "dimension": len(nodes[0].embedding) if nodes else 0,
+            "chunking_version": CHUNKING_VERSION, "chunk_hashes": hashes,
+            "studies": {s.id: sha(json.dumps(s.to_dict(), sort_keys=True, default=str)) for s in load.studies},
+            "skipped": summary.skipped, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        _swap_live(index_dir, build)
+        summary.warnings += _tidy(index_dir, damaged=reuse.damaged)
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
+
+
+def live_build_name(index_dir: Path) -> str | None:
+    """The name CURRENT holds, unchecked (None when absent or unreadable)."""
+    try:
+        return _pointer(Path(index_dir))
+    except BuildDamaged:
+        return None
 
 
 def _embed_with_progress(texts: list[str], settings: Settings, progress: bool) -> np.ndarray:
@@ -147,17 +468,18 @@ def _embed_with_progress(texts: list[str], settings: Settings, progress: bool) -
 
 
 def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -> Path:
-    """Write a complete build beside the live one; nothing live is touched here."""
+    """Write a complete build beside the live one; nothing live is touched here. The manifest, written
+    last, holds the sha256 of every other file, so a build is only as good as its files."""
     import faiss
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.retrievers.bm25 import BM25Retriever
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    builds = index_dir / "builds"
+    builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     build = builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
-    partial = build.with_name(build.name + ".partial")
+    partial = build.with_name(build.name + PARTIAL)
     dimension = manifest["dimension"] or 384
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))
     storage = StorageContext.from_defaults(vector_store=store)
@@ -169,16 +491,22 @@ def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -
         BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"),
                                                                            show_progress=False)
     (partial / "studies.json").write_text(json.dumps([s.to_dict() for s in studies], default=str))
-    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    manifest["files"] = {path.relative_to(partial).as_posix(): file_sha256(path)
+                         for path in sorted(partial.rglob("*")) if path.is_file()}
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
     partial.rename(build)
     return build
 
 
 def _swap_live(index_dir: Path, build: Path) -> None:
-    """Point CURRENT at the new build in one atomic rename, then remove older builds."""
-    tmp = index_dir / f"{POINTER}.tmp-{os.getpid()}"
-    tmp.write_text(build.name)
+    """Point CURRENT at the new build in one atomic rename and mark the build it replaced as retired
+    (it stays for readers that read CURRENT just before; _tidy removes it later)."""
+    previous = live_build_name(index_dir)
+    tmp = index_dir / f"{TEMP_PREFIX}{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(build.name)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, index_dir / POINTER)
-    for other in (index_dir / "builds").iterdir():
-        if other != build:
-            shutil.rmtree(other, ignore_errors=True)
+    if previous and previous != build.name and (index_dir / BUILDS / previous).is_dir():
+        (index_dir / BUILDS / previous / RETIRED).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))

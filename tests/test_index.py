@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 
 from assistant.cli import main
-from assistant.embed import embed_texts
 from assistant.index import build_index, live_build
 from assistant.retrieve import Library
 from assistant.settings import Settings
-from conftest import CORPUS, ROOT, SHARED
+from conftest import CORPUS, ROOT
+from test_robust_index import FAKE, fake, fake_embed  # noqa: F401  (fake: the instant embedder fixture)
 
 FILES = ["2013_meeus_mitochondria_oxidative_stress.txt", "2025_cheng_gut_microbiota_scfa.txt",
          "2026_davenport_two_day_cpet.txt", "2025_young_solriamfetol_fatigue.txt",
@@ -31,8 +31,8 @@ def small_corpus(tmp_path):
     return folder
 
 
-def test_incremental_rebuilds(small_corpus, tmp_path):
-    settings = Settings(index_dir=tmp_path / "index")
+def test_incremental_rebuilds(fake, small_corpus, tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", embedding_model=FAKE)
     first = build_index([small_corpus], settings, progress=False)
     assert first.studies == 5 and first.embedded_chunks == first.chunks > 50 and first.reused_chunks == 0
 
@@ -51,13 +51,14 @@ def test_incremental_rebuilds(small_corpus, tmp_path):
     library = Library(settings.index_dir)
     assert not any("two-day" in s.title.lower() or "two day" in s.title.lower() for s in library.studies.values())
     question = "Do ME/CFS and long COVID patients recover differently on a second exercise test a day later?"
-    hits = library.retrieve(question, embed_texts([question])[0])
+    hits = library.retrieve(question, fake_embed([question])[0])
     assert all(h.study.source_path.split("/")[-1] != FILES[2] for h in hits)
-    assert len(list((settings.index_dir / "builds").iterdir())) == 1  # older builds are removed
+    # the build each rebuild replaced stays for readers (index.KEEP_SECONDS); older ones go
+    assert len(list((settings.index_dir / "builds").iterdir())) <= 4
 
 
-def test_model_or_chunking_change_rebuilds_everything_and_says_why(small_corpus, tmp_path):
-    settings = Settings(index_dir=tmp_path / "index")
+def test_model_or_chunking_change_rebuilds_everything_and_says_why(fake, small_corpus, tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", embedding_model=FAKE)
     build_index([small_corpus], settings, progress=False)
     manifest_path = live_build(settings.index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -67,6 +68,7 @@ def test_model_or_chunking_change_rebuilds_everything_and_says_why(small_corpus,
     assert rebuilt.reused_chunks == 0 and "chunking changed (version 0 -> 1)" in rebuilt.full_rebuild_reason
 
 
+@pytest.mark.slow
 def test_manifest_records_model_dimension_version_and_hashes(corpus_index):
     manifest = json.loads((live_build(corpus_index.index_dir) / "manifest.json").read_text())
     assert manifest["model"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -74,6 +76,7 @@ def test_manifest_records_model_dimension_version_and_hashes(corpus_index):
     assert len(manifest["studies"]) >= 50 and len(manifest["chunk_hashes"]) > 500
 
 
+@pytest.mark.slow
 def test_build_killed_midway_leaves_previous_index_loadable(small_corpus, tmp_path):
     index_dir = tmp_path / "index"
     build_index([small_corpus], Settings(index_dir=index_dir), progress=False)
@@ -98,16 +101,17 @@ def test_build_killed_midway_leaves_previous_index_loadable(small_corpus, tmp_pa
     assert set(Library(index_dir).studies) == before  # the old index still loads, unchanged
     after = build_index([small_corpus], Settings(index_dir=index_dir), progress=False)
     assert after.embedded_chunks == 0  # and the next build reuses it
-    assert [p.name for p in (index_dir / "builds").iterdir()] == [live_build(index_dir).name]
+    left = {p.name for p in (index_dir / "builds").iterdir()}  # no half-written build is left
+    assert live_build(index_dir).name in left and len(left) == 2 and not any(n.endswith(".partial") for n in left)
 
 
-def test_index_command_json_summary_and_skips(tmp_path, small_corpus, capsys):
+def test_index_command_json_summary_and_skips(fake, tmp_path, small_corpus, capsys, index_summary_schema, monkeypatch):
+    monkeypatch.setenv("ATLAS_EMBEDDING_MODEL", FAKE)
     (small_corpus / "broken.txt").write_text("Observed Findings\nsomething\n")
     code = main(["index", str(small_corpus), "--index", str(tmp_path / "index"), "--json"])
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
-    schema = json.loads((SHARED.parent / "contracts" / "index-summary.schema.json").read_text())
-    jsonschema.validate(summary, schema)
+    jsonschema.validate(summary, index_summary_schema)
     assert code == 0 and summary["studies"] == 5
     assert summary["skipped"] == [{"file": str(small_corpus / "broken.txt"), "line": 1,
                                    "reason": summary["skipped"][0]["reason"]}]
@@ -115,18 +119,18 @@ def test_index_command_json_summary_and_skips(tmp_path, small_corpus, capsys):
     assert "skipped" in captured.err and "broken.txt:1" in captured.err
 
 
-def test_broken_or_empty_index_is_a_clear_error(small_corpus, tmp_path):
+def test_broken_or_empty_index_is_a_clear_error(fake, small_corpus, tmp_path):
     from assistant.index import EmptyCorpus, IndexMissing
 
     index_dir = tmp_path / "index"
-    build_index([small_corpus], Settings(index_dir=index_dir), progress=False)
+    build_index([small_corpus], Settings(index_dir=index_dir, embedding_model=FAKE), progress=False)
     (live_build(index_dir) / "docstore.json").write_text("{not json")
-    with pytest.raises(IndexMissing, match="cannot be read .* rebuild it with `atlas-assistant index`"):
+    with pytest.raises(IndexMissing, match="damaged .*docstore.json does not match its checksum.* rebuild it with `atlas-assistant index`"):
         Library(index_dir)
-    build_index([small_corpus], Settings(index_dir=tmp_path / "index2"), progress=False)
+    build_index([small_corpus], Settings(index_dir=tmp_path / "index2", embedding_model=FAKE), progress=False)
     before = live_build(tmp_path / "index2")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(EmptyCorpus, match="no study could be read .* left as it was"):
-        build_index([empty], Settings(index_dir=tmp_path / "index2"), progress=False)
+        build_index([empty], Settings(index_dir=tmp_path / "index2", embedding_model=FAKE), progress=False)
     assert live_build(tmp_path / "index2") == before and len(Library(tmp_path / "index2").studies) == 5
