@@ -384,4 +384,8 @@ def test_odd_json_never_crashes(tmp_path, content, words):
     if words:
         assert studies == [] and words in problems[0].message and problems[0].line == 1
     else:
-        assert problems == [] and studies[0].authors == [] and studies[0].pmid == "99000031"
+        assert studies[0].authors == [] and studies[0].pmid == "99000031" and studies[0].journal is None
+        assert [(p.severity, p.line) for p in problems] == [("warning", 1), ("warning", 1)]
+        assert "record 1 (PMID 99000031): field 'authors' is a number (5); expected a list of strings" in \
+            problems[0].message
+        assert "field 'journal' is an object ({\"x\": 1}); expected a string" in problems[1].message

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..study import Study, study_id
 from .atlas import looks_like_atlas, parse_atlas
 from .markdown import parse_markdown
+from .limits import LimitError, max_file_bytes, size_problem
 from .problems import ParseError, Problem, decode
 from .pubmed import parse_medline, parse_pubmed_json
 
@@ -47,16 +48,21 @@ def corpus_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def read_file(path: Path) -> tuple[list[Study], list[Problem]]:
+def read_file(path: Path, max_bytes: int | None = None) -> tuple[list[Study], list[Problem]]:
     """All studies in one file, and its problems. The format is read from the content, not the
     name. A single-study file with an error yields no study; in a multi-record file (PubMed) only
-    the bad records are skipped."""
+    the bad records are skipped. A file over the size limit is not read at all."""
     file = str(path)
     try:
+        too_big = size_problem(path.stat().st_size, max_bytes or max_file_bytes())
+        if too_big:
+            return [], [Problem(file, None, too_big)]
         text = decode(path.read_bytes(), file)
         records = _parse(text, file)
     except ParseError as err:
         return [], [err.problem]
+    except LimitError as err:
+        return [], [Problem(file, None, str(err))]
     except OSError as err:
         return [], [Problem(file, None, f"cannot read file: {err.strerror}")]
     except (ValueError, RecursionError, TypeError, AttributeError, IndexError, KeyError) as err:
@@ -91,9 +97,10 @@ def load_corpus(paths: list[Path]) -> CorpusLoad:
     different things (an atlas entry its roles, a PubMed record its PMID)."""
     files, problems = corpus_files(paths)
     load = CorpusLoad(problems=problems, files=len(files))
+    limit = max_file_bytes()
     formats: list[set[str]] = []  # formats each kept study was read in: a second copy in one is a duplicate
     for path in files:
-        studies, found = read_file(path)
+        studies, found = read_file(path, limit)
         load.problems += found
         for study in studies:
             i = _same_study(load.studies, study)

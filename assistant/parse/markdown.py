@@ -12,7 +12,8 @@ import yaml
 
 from ..study import Pem, Role, Section, Study, normalise_doi, study_id
 from .design import design_caveats, infer_study_type
-from .split import split_sentences as sentences
+from .limits import LimitError, load_front_matter
+from .split import clean_residue, split_sentences as sentences
 from .problems import ParseError, Problem
 
 HEADINGS = {
@@ -31,7 +32,7 @@ SENTENCE_ROLES = {Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PRO
 # Inside an interpretation, these sentences are not conclusions: they say what is still unknown...
 FORWARD = re.compile(
     r"\bfuture (work|research|studies|study|trials|investigations?)\b|\bfurther (studies|research|work|"
-    r"trials|investigations?)\b[^.]*\b(needed|required|necessary|warranted)|\bmore research\b"
+    r"trials|investigations?)\b[^.]{0,200}\b(needed|required|necessary|warranted)|\bmore research\b"
     r"|\bneeds? to be (confirmed|replicated|validated)|\bremains? (unclear|unknown|to be)\b"
     r"|\bwarrant(s|ed)?\b|should be (investigated|explored|examined|studied)"
     r"|\brequire[sd]? (further )?(validation|confirmation|replication)", re.I)
@@ -63,7 +64,8 @@ PARTICIPANTS = re.compile(r"\b(participants?|patients?|subjects|cases|people|adu
 
 # Emoji and invisible characters the summaries sprinkle through their prose (💊 🧪 ⭐, zero-width space).
 DECORATION = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u200B\uFE0F]")
-BOLD_LABEL = re.compile(r"^\s*[-*]\s+\*\*(.+?)\*\*\s*:?\s*(.*)$")  # '- **Authors:** …' or '- **Link**: …'
+BULLET = re.compile(r"^[ \t]{0,12}(?:[-*+]|\d{1,9}\.)[ \t]+")
+BOLD_LABEL = re.compile(r"^[ \t]{0,12}[-*][ \t]+\*\*([^*\n]{1,200})\*\*[ \t]*:?[ \t]*(.*)$")  # '- **Authors:** …' or '- **Link**: …'
 INSTITUTION = re.compile(r"\b(group|board|cent(er|re)|universit|institut|consortium|committee|hospital|"
                          r"foundation|network|society|association|council|team|collaborat|organi[sz]ation|"
                          r"agency|ministry|department|gesellschaft|sponsor)", re.I)
@@ -118,7 +120,9 @@ def _front_matter(lines: list[str], file: str) -> tuple[dict, int]:
     if end is None:
         raise ParseError(Problem(file, 1, "front matter is not closed: expected a second '---' line"))
     try:
-        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+        meta = load_front_matter("\n".join(lines[1:end])) or {}
+    except LimitError as err:
+        raise ParseError(Problem(file, 2, str(err))) from None
     except yaml.YAMLError as err:
         # the construct that went wrong starts at context_mark (an unclosed '['); else where it was seen
         mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
@@ -153,6 +157,7 @@ def classify_link(link: str | None) -> tuple[str | None, str | None, str | None]
     ('[DOI](https://pmc…)' is a URL); a PubMed link also gives the PMID."""
     if not link:
         return None, None, None
+    link = link.strip()[:2000]  # a link is one URL; a longer value is not scanned further
     match = re.search(r"\]\((\S+)\)\s*$", link) or re.search(r"https?://\S+", link)
     if not match:
         return None, None, None
@@ -168,7 +173,7 @@ def classify_link(link: str | None) -> tuple[str | None, str | None, str | None]
 def parse_people(text: str) -> tuple[list[str], bool]:
     """'Neil R. McGregor, Paul R. Gooley et al.' -> (['McGregor, Neil R.', 'Gooley, Paul R.'], True).
     Already inverted names ('Gil, Anna; Hoag, George E.') and institutions stay as they are."""
-    text = re.sub(r"\[cite:[^\]]*\]?", "", text).strip().rstrip(".").strip()
+    text = re.sub(r"\[cite:[^\]]{0,200}\]?", "", text).strip().rstrip(".").strip()
     et_al = bool(re.search(r",?\s*et al\.?$", text))
     text = DEGREES.sub("", re.sub(r",?\s*et al\.?$", "", text))
     parts = text.split(";") if ";" in text else text.split(",")
@@ -261,7 +266,7 @@ def _paragraphs(lines: list[str]) -> list[str]:
     paragraphs: list[str] = []
     current: list[str] = []
     for line in lines + [""]:
-        bullet = re.match(r"^\s*(?:[-*+]|\d+\.)\s+", line)
+        bullet = BULLET.match(line)
         if (not line.strip() or bullet or line.strip().startswith("<")) and current:
             paragraphs.append(" ".join(current))
             current = []
@@ -272,11 +277,5 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 
 def clean(line: str) -> str:
-    """Plain text of one Markdown line: no bullet marker, emphasis, link targets or emoji."""
-    text = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", line)
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"\s*\[cite:[^\]]*\]", "", text)
-    text = text.replace("**", "").replace("__", "")
-    text = re.sub(r"(?<!\w)\*(\S[^*]*?)\*(?!\w)", r"\1", text)
-    text = DECORATION.sub("", text)
-    return re.sub(r"\s+", " ", text).strip()
+    """Plain text of one Markdown line: no bullet marker, emphasis, link targets, maths marks or emoji."""
+    return clean_residue(BULLET.sub("", line, count=1))

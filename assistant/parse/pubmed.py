@@ -9,6 +9,7 @@ import re
 
 from ..study import Role, Section, Study, normalise_doi, study_id
 from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation, year_of
+from .limits import LimitError, load_json
 from .split import split_sentences as sentences
 from .problems import Problem
 
@@ -29,7 +30,7 @@ LABELS = {
     "limitations": Role.NOT_PROVEN,
 }
 # A label starts the abstract or a sentence: 'BACKGROUND:', 'Background/Objectives:', 'Methods:'.
-LABEL = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\s\s))([A-Z][A-Za-z]+(?:[ /&]+[A-Za-z]+){0,4})\s*:\s+")
+LABEL = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\s\s))([A-Z][A-Za-z]{0,30}(?:[ /&]{1,3}[A-Za-z]{1,30}){0,4}) ?:\s")
 
 # PubMed keeps some markup ('<b>Methods</b>:', 'PROMIS<sup>®</sup>'); a bare '<' ('age <18') is text.
 TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*/?>")
@@ -142,11 +143,15 @@ def parse_pubmed_json(text: str, file: str) -> list[Record]:
     """Records from a JSON list, an object holding the list under any key, one record object,
     or JSONL (one object per line)."""
     try:
-        data = json.loads(text)
+        data = load_json(text)
     except json.JSONDecodeError as err:
         if _looks_like_jsonl(text, err):
             return _jsonl(text, file)
         return [(None, [Problem(file, err.lineno, f"invalid JSON: {err.msg} (column {err.colno})")])]
+    except LimitError as err:
+        if text.lstrip().startswith("{") and "\n" in text.strip():  # JSONL: only the deep lines are lost
+            return _jsonl(text, file)
+        return [(None, [Problem(file, 1, str(err))])]
     key, records = _record_list(data)
     if not records:
         return [(None, [Problem(file, 1, "no records: expected a JSON list of records, an object "
@@ -204,29 +209,101 @@ def _jsonl(text: str, file: str) -> list[Record]:
         if not line.strip():
             continue
         try:
-            records.append(_json_record(json.loads(line), file, n, n))
+            records.append(_json_record(load_json(line), file, n, n))
         except json.JSONDecodeError as err:
             records.append((None, [Problem(file, n, f"invalid JSON on this line: {err.msg} "
                                            f"(column {err.colno}); expected one record object per line")]))
+        except LimitError as err:
+            records.append((None, [Problem(file, n, f"record {n}: {err}")]))
     return records
+
+
+# What each field of a JSON record may hold: (accepted types, what the error says was expected).
+FIELD_TYPES = {
+    "pmid": ((str, int), "a string or a whole number"),
+    "title": ((str,), "a string"),
+    "abstract": ((str, dict, list), "a string (or structured: an object of label -> text)"),
+    "authors": ((list, str), "a list of strings"),
+    "year": ((int, str), "a year such as 2025 or \"2025-03-01\""),
+    "journal": ((str,), "a string"),
+    "doi": ((str,), "a string"),
+    "publication_types": ((list, str), "a list of strings"),
+}
+
+
+def _field_problems(record: dict) -> dict[str, str]:
+    """{field: 'field X is a T; expected …'} for every field of the wrong type."""
+    found = {}
+    for name, (types, expected) in FIELD_TYPES.items():
+        value = record.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and isinstance(value, list):
+            allowed = (str, dict) if name == "abstract" else (str,)
+            bad = next((v for v in value if not isinstance(v, allowed)), None)
+            if bad is not None or any(isinstance(v, dict) and not _flat(v) for v in value):
+                found[name] = (f"field '{name}' holds {_article(_json_type(bad))} ({_preview(bad)}); expected {expected}"
+                               if bad is not None else f"field '{name}' is nested too deep; expected {expected}")
+                continue
+        if ok and isinstance(value, dict):
+            ok = _flat(value)
+        if not ok:
+            found[name] = f"field '{name}' is {_article(_json_type(value))} ({_preview(value)}); expected {expected}"
+    return found
+
+
+def _flat(value: dict) -> bool:
+    return all(isinstance(v, str) for v in value.values())
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _json_type(value) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _preview(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _abstract_text(value) -> str:
+    """A structured abstract as 'LABEL: text' parts, so its labels map to roles."""
+    if isinstance(value, dict):
+        return " ".join(f"{label.upper()}: {text}" for label, text in value.items())
+    if isinstance(value, list):
+        return " ".join(_abstract_text(v) for v in value)
+    return str(value or "")
 
 
 def _json_record(record, file: str, line: int, number: int) -> Record:
     if not isinstance(record, dict):
         return None, [Problem(file, line, f"record {number} is not a JSON object: expected "
                               "{\"pmid\": …, \"title\": …, \"abstract\": …}")]
+    pmid = str(record["pmid"]).strip() if isinstance(record.get("pmid"), (str, int)) and record.get("pmid") \
+        else None
+    what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
+    wrong = _field_problems(record)
+    if "title" in wrong:  # without a title there is no study to keep
+        return None, [Problem(file, line, f"{what}: {wrong['title']}")]
+    # any other field of the wrong type is left out, with a warning; the record is still read
+    problems = [Problem(file, line, f"{what}: {message}; the field was left out", "warning")
+                for message in wrong.values()]
+    record = {k: v for k, v in record.items() if k not in wrong}
     title = str(record.get("title") or "").strip()
-    pmid = str(record["pmid"]).strip() if record.get("pmid") else None
     if not title:
-        what = f"record {number} (PMID {pmid})" if pmid else f"record {number}"
         return None, [Problem(file, line, f"{what} has no title: expected a \"title\" field")]
-    study = _study(pmid, title, str(record.get("abstract") or ""), _json_authors(record.get("authors")),
+    study = _study(pmid, title, _abstract_text(record.get("abstract")), _json_authors(record.get("authors")),
                    year_of(record.get("year")), str(record["journal"]) if record.get("journal") else None,
                    normalise_doi(str(record.get("doi") or "")), file, "json", line)
     types = record.get("publication_types") or []
     study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
     finish(study)
-    return study, []
+    return study, problems
 
 
 def _json_authors(value) -> list[str]:

@@ -27,9 +27,9 @@ WORD_BEFORE = re.compile(r"([A-Za-z](?:[A-Za-z.]{0,15}[A-Za-z])?)$")  # bounded:
 INITIAL = re.compile(r"(?:^|\s)([A-Z][a-z]{1,20}|[A-Z]\.)\s[A-Z]$")  # 'Ruth B' before the period
 
 # Residue: Markdown emphasis, links, images, code; LaTeX maths; HTML tags. All bounded or negated classes.
-IMAGE = re.compile(r"!\[([^\]\n]{0,300})\]\([^)\s]{0,2000}\)")
-LINK = re.compile(r"\[([^\]\n]{0,300})\]\([^)\s]{0,2000}\)")
-CITE = re.compile(r"\s?\[cite:[^\]\n]{0,200}\]")
+IMAGE = re.compile(r"!\[([^\[\]\n]{0,300})\]\(([^()\s]{0,2000})\)")
+LINK = re.compile(r"\[([^\[\]\n]{0,300})\]\(([^()\s]{0,2000})\)")
+CITE = re.compile(r"\s?\[cite:[^\[\]\n]{0,200}\]")
 HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]{0,10}(?:\s[^<>]{0,200})?/?>")
 MATH = re.compile(r"\$\$?([^$\n]{1,200})\$\$?")
 LATEX_COMMAND = re.compile(r"\\(?:mathrm|text|textit|textbf|emph|mathit|mathbf|operatorname)\{([^{}]{0,200})\}")
