@@ -48,7 +48,8 @@ def test_all_269_summaries_import_with_their_metadata(capsys):
     assert counts["authors"] >= 260 and counts["journal"] >= 260 and counts["year"] == len(studies)
     assert all(s.source_format == "markdown" and s.study_type for s in studies)
     assert all(not s.doi or s.id == f"doi:{s.doi}" for s in studies)
-    assert all(s.items(Role.OBSERVED) for s in studies)
+    # a review whose "findings" are all interpretation ('suggests', 'may') has no observed items
+    assert sum(bool(s.items(Role.OBSERVED)) for s in studies) >= 250
 
 
 def test_summary_fields_and_roles():
@@ -61,11 +62,12 @@ def test_summary_fields_and_roles():
     assert (study.journal, study.year, study.doi, study.url) == ("Diagnostics", 2019,
                                                                  "10.3390/diagnostics9030070", None)
     assert study.id == "doi:10.3390/diagnostics9030070"
-    # the observed items are exactly the sentences under "What has been found?"
+    # the observed items are the sentences under "What has been found?", less the interpretation
     text = path.read_text(encoding="utf-8")
     found = re.search(r"## What has been found\?\n\n(.+?)\n\n##", text, re.S).group(1)
-    assert study.items(Role.OBSERVED) == sentences(found)
-    assert len(study.items(Role.OBSERVED)) == 4
+    assert study.items(Role.OBSERVED) == sentences(found)[:3]
+    assert sentences(found)[3].startswith("These findings point towards") and sentences(found)[3] in \
+        study.items(Role.INFERRED)
     observed = study.section(Role.OBSERVED)
     assert observed.heading == "What has been found?"
     assert text.splitlines()[observed.line - 1] == "## What has been found?"

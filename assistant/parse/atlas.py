@@ -6,8 +6,9 @@ import re
 
 from ..study import (DOI_PATTERN, Pem, Role, Section, Study, normalise_doi, normalise_study_type,
                      study_id)
-from .design import infer_study_type
+from .design import infer_study_type_with_reason
 from .problems import ParseError, Problem
+from .roles import reading_of
 
 HEADINGS = {
     "Quick Summary": Role.SUMMARY,
@@ -49,7 +50,17 @@ def parse_atlas(text: str, file: str) -> tuple[Study, list[Problem]]:
         journal=journal, year=year, doi=doi, pem=meta.get("pem", Pem.UNKNOWN),
         participants=meta.get("participants"), retracted=meta.get("retracted", False),
         source_path=file, source_format="atlas", sections=sections, study_type="other")
-    study.study_type = meta.get("study_type") or infer_study_type(study)
+    reading = reading_of(study)
+    for section in sections:
+        for item in section.items:
+            reading.add(item, section.role, f"atlas section '{section.heading}'")
+    if meta.get("study_type"):
+        study.study_type, reading.study_type_reason = meta["study_type"], f"the entry's 'Study type:' line"
+    else:
+        study.study_type, reading.study_type_reason = infer_study_type_with_reason(study)
+    reading.pem_reason = ({Pem.REQUIRED: "the entry's 'PEM required' badge",
+                           Pem.NOT_REQUIRED: "the entry's 'PEM not required' badge"}.get(study.pem)
+                          or "the entry has no PEM badge")
     return study, problems
 
 

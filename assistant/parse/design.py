@@ -30,12 +30,51 @@ NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|warrant\w*|further|previou
 
 
 def infer_study_type(study: Study) -> str:
+    return infer_study_type_with_reason(study)[0]
+
+
+def infer_study_type_with_reason(study: Study) -> tuple[str, str]:
+    """The study type from the title first, then the study's own sentences (not those about other or
+    future studies), and the words that decided it."""
     from .split import split_sentences as sentences
 
+    for rule_kind, pattern in TYPE_RULES:
+        match = re.search(pattern, study.title, re.I)
+        if match:
+            return rule_kind, f"title cue '{match.group(0).lower()}'"
     own = [s for sec in study.sections if not sec.generated for item in sec.items for s in sentences(item)
            if not NOT_THIS_STUDY.search(s)]
-    text = " ".join([study.title, *own])
-    return next((kind for kind, pattern in TYPE_RULES if re.search(pattern, text, re.I)), "other")
+    for rule_kind, pattern in TYPE_RULES:
+        for sentence in own:
+            match = re.search(pattern, sentence, re.I)
+            if match:
+                return rule_kind, f"text cue '{match.group(0).lower()}' in \"{_excerpt(sentence)}\""
+    return "other", "no design cue in the title or text"
+
+
+def commentary_reason(title: str, publication_types: list[str], tags: list[str]) -> str | None:
+    """Why a text is a commentary, news piece, conference report or editorial rather than a study
+    (then it is typed 'other', never an RCT or a systematic review), else None."""
+    from .roles import cues
+
+    types = [t.strip().lower() for t in publication_types]
+    listed = table("roles")["study_type"]
+    kind = next((t for t in types if t in listed["commentary_publication_types"]), None)
+    if kind and not any(t in ("review", "systematic review", "meta-analysis",
+                              "randomized controlled trial", "clinical trial") for t in types if t != kind):
+        return f"publication type '{kind}': a commentary, news piece or editorial, not a study of its own"
+    tag = next((t for t in tags if any(re.search(rf"\b{re.escape(c)}\b", t, re.I)
+                                       for c in listed["commentary_tags"])), None)
+    if tag:
+        return f"tag '{tag.strip()}': a news piece, not a study of its own"
+    cue = cues("study_type", "commentary_title").find(title)
+    if cue:
+        return f"title cue '{cue.lower()}': a commentary, news piece or conference report, not a study of its own"
+    return None
+
+
+def _excerpt(sentence: str, limit: int = 120) -> str:
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
 
 
 def design_caveats(study: Study) -> Section | None:

@@ -11,10 +11,11 @@ import re
 import yaml
 
 from ..study import Pem, Role, Section, Study, normalise_doi, study_id
-from .design import design_caveats, infer_study_type
+from .design import commentary_reason, design_caveats, infer_study_type_with_reason
 from .limits import LimitError, load_front_matter
 from .split import clean_residue, split_sentences as sentences
 from .problems import ParseError, Problem
+from .roles import Reading, content_role, cues, quote, reading_of
 
 HEADINGS = {
     "Summary": Role.SUMMARY,
@@ -46,8 +47,16 @@ NOT_A_LIMIT = re.compile(r"\b(despite|notwithstanding|overcom\w*|avoid\w*|addres
                          r"[^.]{0,40}\blimitations?\b", re.I)
 
 
+def limit_cue(sentence: str) -> str | None:
+    """The words that state a limit of this study, or None ('despite these limitations' states none)."""
+    if NOT_A_LIMIT.search(sentence):
+        return None
+    match = LIMITS.search(sentence)
+    return match.group(0) if match else cues("roles", "limit").find(sentence)
+
+
 def is_limit(sentence: str) -> bool:
-    return bool(LIMITS.search(sentence)) and not NOT_A_LIMIT.search(sentence)
+    return limit_cue(sentence) is not None
 
 
 # PEM: case definitions that require post-exertional malaise, and older ones that do not. A
@@ -86,7 +95,8 @@ def parse_markdown(text: str, file: str) -> tuple[Study, list[Problem]]:
     facts = _details(lines[body_start:], body_start)
     authors, et_al = parse_people(facts.get("authors", ""))
     doi, url, pmid = classify_link(facts.get("link"))
-    sections = _sections(lines[body_start:], body_start, file, problems)
+    reading = Reading()
+    sections = _sections(lines[body_start:], body_start, file, problems, reading)
     if not sections:
         unknown = [p.line for p in problems if p.message.startswith("unknown section heading")]
         found = f" ({len(unknown)} unknown headings, the first at line {unknown[0]})" if unknown else ""
@@ -96,16 +106,26 @@ def parse_markdown(text: str, file: str) -> tuple[Study, list[Problem]]:
     study = Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
                   et_al=et_al, journal=facts.get("publisher") or None, year=year, doi=doi, pmid=pmid,
                   url=url, source_path=file, source_format="markdown", sections=sections)
-    finish(study)
+    study.__dict__["_reading"] = reading
+    tags = meta.get("tags")
+    finish(study, tags=[str(t) for t in tags] if isinstance(tags, list) else [])
     return study, problems
 
 
-def finish(study: Study) -> None:
-    """What every importer derives the same way: PEM, study type (unless known) and design caveats."""
-    text = " ".join([study.title, *(i for s in study.sections for i in s.items)])
-    study.pem = detect_pem(text)
-    if study.study_type == "other":
-        study.study_type = infer_study_type(study)
+def finish(study: Study, publication_types: list[str] | None = None, tags: list[str] | None = None,
+           type_reason: str = "") -> None:
+    """What every importer derives the same way: PEM, study type (unless known) and design caveats,
+    each with its reason in the study's Reading."""
+    reading = reading_of(study)
+    own = [s.text for s in reading.sentences] or [i for s in study.sections for i in s.items]
+    study.pem, reading.pem_reason = pem_with_reason([study.title, *own])
+    commentary = commentary_reason(study.title, publication_types or [], tags or [])
+    if commentary:
+        study.study_type, reading.study_type_reason = "other", commentary
+    elif study.study_type != "other" and type_reason:
+        reading.study_type_reason = type_reason
+    else:
+        study.study_type, reading.study_type_reason = infer_study_type_with_reason(study)
     caveats = design_caveats(study)
     if caveats:
         study.sections.append(caveats)
@@ -199,27 +219,70 @@ def person_name(name: str) -> str:
 
 
 def detect_pem(text: str) -> Pem:
-    """REQUIRED when participants met a definition that requires PEM; NOT_REQUIRED when only an
-    older definition (Fukuda, Oxford, CDC 1994) is named; else UNKNOWN."""
-    parts = sentences(text)
-    if any(PEM_REQUIRED.search(s) and PARTICIPANTS.search(s) for s in parts):
-        return Pem.REQUIRED
-    return Pem.NOT_REQUIRED if PEM_NOT_REQUIRED.search(text) else Pem.UNKNOWN
+    return pem_with_reason([text])[0]
 
 
-def split_interpretation(heading: str, paragraphs: list[str], line: int | None) -> list[Section]:
-    """An interpretation's sentences as inferred, open-question and not-proven sections.
-    Limits win over forward-looking cues: a sentence that states a limit is what the study cannot show."""
-    routed: dict[Role, list[str]] = {Role.INFERRED: [], Role.OPEN_QUESTION: [], Role.NOT_PROVEN: []}
+def pem_with_reason(texts: list[str]) -> tuple[Pem, str]:
+    """The PEM criterion from the case definition participants met, and why. A definition that
+    requires PEM (CCC, ICC, IOM/NAM 2015, 'PEM was required') in a sentence about who took part ->
+    required; named beside an older one with 'or' -> unknown (not all participants met it); only
+    older ones (Fukuda, Oxford, CDC 1994) -> not_required; none -> unknown."""
+    parts = [s for t in texts for s in sentences(t)]
+    required, older = cues("pem", "required"), cues("pem", "not_required")
+    explicit = next(((s, cue) for s in parts if (cue := required.find(s)) and "requir" in cue.lower()), None)
+    if explicit:
+        return Pem.REQUIRED, f"{quote(explicit[1])}: \"{_excerpt(explicit[0])}\""
+    about = [(s, required.find(s), older.find(s)) for s in parts if PARTICIPANTS.search(s)]
+    for sentence, strict, old in about:
+        if strict and old and re.search(r"\b(or|either)\b", sentence, re.I):
+            return Pem.UNKNOWN, (f"participants met {quote(strict)} or {quote(old)}, so not all met a "
+                                 f"definition that requires PEM: \"{_excerpt(sentence)}\"")
+        if strict:
+            extra = f" (with {quote(old)}; the strictest that all met)" if old else ""
+            return Pem.REQUIRED, f"participants met {quote(strict)}{extra}: \"{_excerpt(sentence)}\""
+    old_any = next(((s, cue) for s in parts if (cue := older.find(s))), None)
+    strict_any = next(((s, cue) for s in parts if (cue := required.find(s))), None)
+    if old_any and not strict_any:
+        return Pem.NOT_REQUIRED, (f"only an older case definition that does not require PEM is named, "
+                                  f"{quote(old_any[1])}: \"{_excerpt(old_any[0])}\"")
+    participants_old = next(((s, o) for s, _, o in about if o), None)
+    if participants_old:
+        return Pem.NOT_REQUIRED, (f"participants met {quote(participants_old[1])}, which does not require "
+                                  f"PEM: \"{_excerpt(participants_old[0])}\"")
+    if strict_any:
+        return Pem.UNKNOWN, (f"{quote(strict_any[1])} is named, but not as the definition participants met: "
+                             f"\"{_excerpt(strict_any[0])}\"")
+    return Pem.UNKNOWN, "no case definition (CCC, ICC, IOM 2015, Fukuda, Oxford, CDC 1994) is named"
+
+
+def _excerpt(sentence: str, limit: int = 160) -> str:
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
+def split_interpretation(heading: str, paragraphs: list[str], line: int | None,
+                         reading: Reading | None = None, where: str | None = None) -> list[Section]:
+    """An interpretation's sentences as inferred, open-question, not-proven (and context) sections."""
+    return route(heading, Role.INFERRED, paragraphs, line, reading, where)
+
+
+def route(heading: str, start: Role, paragraphs: list[str], line: int | None, reading: Reading | None = None,
+          where: str | None = None) -> list[Section]:
+    """Sentences that a heading placed in `start`, each moved by its own words where they say so
+    (roles.content_role), as one section per role in order of first appearance; each sentence and its
+    reason go to the reading, in reading order."""
+    where = where or f"under heading '{heading}'"
+    routed: dict[Role, list[str]] = {}
     for sentence in (s for p in paragraphs for s in sentences(p)):
-        role = (Role.NOT_PROVEN if is_limit(sentence) else
-                Role.OPEN_QUESTION if FORWARD.search(sentence) else Role.INFERRED)
-        routed[role].append(sentence)
-    return [Section(heading=heading, role=role, items=items, line=line)
-            for role, items in routed.items() if items]
+        role, why = content_role(sentence, start, where, limit_cue(sentence) if start not in
+                                 (Role.SUMMARY, Role.CONTEXT, Role.METHODS) else None)
+        routed.setdefault(role, []).append(sentence)
+        if reading is not None:
+            reading.add(sentence, role, why)
+    return [Section(heading=heading, role=role, items=items, line=line) for role, items in routed.items()]
 
 
-def _sections(lines: list[str], offset: int, file: str, problems: list[Problem]) -> list[Section]:
+def _sections(lines: list[str], offset: int, file: str, problems: list[Problem],
+              reading: Reading | None = None) -> list[Section]:
     """Sections in reading order. Headings are '## …' lines; one summary writes them as bold bullets
     ('- **What has been found?**') before any '##' heading, so those count too."""
     found: list[tuple[str, int, list[str]]] = []  # (heading, line, body lines); heading '' = skipped
@@ -248,12 +311,14 @@ def _sections(lines: list[str], offset: int, file: str, problems: list[Problem])
         if not paragraphs:
             problems.append(Problem(file, n, f"empty section '{heading}': expected at least one paragraph",
                                     "warning"))
-        elif HEADINGS[heading] == Role.INFERRED:
-            sections += split_interpretation(heading, paragraphs, n)
+        elif HEADINGS[heading] in SENTENCE_ROLES:
+            sections += route(heading, HEADINGS[heading], paragraphs, n, reading)
         else:
             role = HEADINGS[heading]
-            items = [s for p in paragraphs for s in sentences(p)] if role in SENTENCE_ROLES else paragraphs
-            sections.append(Section(heading=heading, role=role, items=items, line=n))
+            sections.append(Section(heading=heading, role=role, items=paragraphs, line=n))
+            if reading is not None:
+                for sentence in (x for p in paragraphs for x in sentences(p)):
+                    reading.add(sentence, role, f"under heading '{heading}'")
     return sections
 
 

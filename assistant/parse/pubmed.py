@@ -8,10 +8,11 @@ import json
 import re
 
 from ..study import Role, Section, Study, normalise_doi, study_id
-from .markdown import FORWARD, finish, is_limit, person_name, split_interpretation, year_of
+from .markdown import FORWARD, finish, limit_cue, person_name, route, year_of
 from .limits import LimitError, load_json
 from .split import split_sentences as sentences
 from .problems import Problem
+from .roles import Reading, cues
 
 Record = tuple[Study | None, list[Problem]]
 
@@ -120,21 +121,29 @@ def _medline_record(fields: list[list], file: str, line: int) -> Record:
     year = year_of(first("DP"))
     study = _study(pmid, title, first("AB") or "", authors, year, first("JT") or first("TA"), doi,
                    file, "medline", line)
-    study.study_type = type_from_publication(values.get("PT", []), study)
-    finish(study)
+    types = values.get("PT", [])
+    study.study_type, reason = type_from_publication_with_reason(types, study)
+    finish(study, publication_types=types, type_reason=reason)
     return study, problems
 
 
 def type_from_publication(types: list[str], study: Study) -> str:
     """The study type from PubMed's publication types, 'other' when none decides it (then inferred)."""
-    lowered = {t.strip().lower() for t in types}
+    return type_from_publication_with_reason(types, study)[0]
+
+
+def type_from_publication_with_reason(types: list[str], study: Study) -> tuple[str, str]:
+    lowered = {t.strip().lower() for t in types if isinstance(t, str)}
     for name, kind in PUBLICATION_TYPES:
-        if any(t == name or t.startswith(name + ",") for t in lowered):
-            return kind
+        found = next((t for t in sorted(lowered) if t == name or t.startswith(name + ",")), None)
+        if found:
+            return kind, f"publication type '{found}'"
     if "observational study" in lowered:
         text = " ".join([study.title, *(i for s in study.sections for i in s.items)])
-        return "cohort" if re.search(r"\bcohort\b", text, re.I) else "cross-sectional"
-    return "other"
+        if re.search(r"\bcohort\b", text, re.I):
+            return "cohort", "publication type 'observational study' and the word 'cohort' in the text"
+        return "cross-sectional", "publication type 'observational study' without a cohort"
+    return "other", ""
 
 
 # ------------------------------------------------------------------------------------------- JSON
@@ -301,8 +310,9 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
                    year_of(record.get("year")), str(record["journal"]) if record.get("journal") else None,
                    normalise_doi(str(record.get("doi") or "")), file, "json", line)
     types = record.get("publication_types") or []
-    study.study_type = type_from_publication(types if isinstance(types, list) else [types], study)
-    finish(study)
+    types = types if isinstance(types, list) else [types]
+    study.study_type, reason = type_from_publication_with_reason(types, study)
+    finish(study, publication_types=types, type_reason=reason)
     return study, problems
 
 
@@ -320,28 +330,42 @@ def _json_authors(value) -> list[str]:
 
 def _study(pmid, title, abstract, authors, year, journal, doi, file, fmt, line) -> Study:
     title = re.sub(r"\s+", " ", TAG.sub("", title)).strip()
-    return Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
-                 journal=journal, year=year, doi=doi, pmid=pmid, source_path=file, source_format=fmt,
-                 sections=abstract_sections(abstract, line))
+    reading = Reading()
+    study = Study(id=study_id(doi, pmid, authors, year, title), title=title, authors=authors,
+                  journal=journal, year=year, doi=doi, pmid=pmid, source_path=file, source_format=fmt,
+                  sections=abstract_sections(abstract, line, reading))
+    study.__dict__["_reading"] = reading
+    return study
 
 
-def abstract_sections(abstract: str, line: int | None = None) -> list[Section]:
+def abstract_sections(abstract: str, line: int | None = None, reading: Reading | None = None) -> list[Section]:
     """Sections of an abstract: by its labels when structured, else by the cues of each sentence."""
     text = re.sub(r"\s+", " ", TAG.sub("", abstract)).strip()
     if not text:
         return []
     parts = _labelled_parts(text)
     if len(parts) < 2:
-        return _unstructured(text, line)
+        return _unstructured(text, line, reading)
     sections = []
     for label, role, body in parts:
-        if role == Role.INFERRED:  # conclusions hold forward-looking and limiting sentences too
-            sections += split_interpretation(label, [body], line)
-        elif role in (Role.OBSERVED, Role.NOT_PROVEN):
+        where = f"structured-abstract label '{label.upper()}:'" if label != "Background" or \
+            text.lower().startswith("background") else "text before the first label"
+        if role in (Role.INFERRED, Role.OBSERVED):  # results and conclusions: each sentence by its words too
+            sections += route(label, role, [body], line, reading, where)
+        elif role == Role.NOT_PROVEN:
             sections.append(Section(heading=label, role=role, items=sentences(body), line=line))
+            for sentence in sections[-1].items:
+                _add(reading, sentence, role, where)
         else:
             sections.append(Section(heading=label, role=role, items=[body], line=line))
+            for sentence in sentences(body):
+                _add(reading, sentence, role, where)
     return sections
+
+
+def _add(reading: Reading | None, sentence: str, role: Role, why: str) -> None:
+    if reading is not None:
+        reading.add(sentence, role, why)
 
 
 def _labelled_parts(text: str) -> list[tuple[str, Role, str]]:
@@ -370,34 +394,44 @@ def _label_role(label: str) -> Role | None:
     return next((LABELS[p.strip()] for p in re.split(r"/|&|,| and ", key) if p.strip() in LABELS), None)
 
 
-def _unstructured(text: str, line: int | None) -> list[Section]:
+def _unstructured(text: str, line: int | None, reading: Reading | None = None) -> list[Section]:
     """Assign each sentence a role by its cues, in abstract order: background and aims, then methods,
-    results, and the authors' reading of them. Interpretive words ('may') early on are background."""
+    results, and the authors' reading of them. Interpretive words ('may') early on are background;
+    interpretation and advice never count as a result."""
     text = LABEL.sub(lambda m: "" if _label_role(m.group(1)) else m.group(0), text)  # a stray 'METHODS:'
     parts = sentences(text)
     routed: dict[Role, list[str]] = {}
     results_seen = False
+    interpretation, advice = cues("roles", "interpretation"), cues("roles", "recommendation")
+    complaint = cues("roles", "field_complaint")
     for i, sentence in enumerate(parts):
         late = results_seen or i >= 0.6 * len(parts)
-        if is_limit(sentence):
-            role = Role.NOT_PROVEN
-        elif (FORWARD.search(sentence) or re.search(r"\bfuture\b", sentence, re.I)) and late:
-            role = Role.OPEN_QUESTION
-        elif CONCLUSION_OPENER.search(sentence) and late:
-            role = Role.INFERRED
+        limit = limit_cue(sentence)
+        said = interpretation.find(sentence) or advice.find(sentence)
+        if limit and not complaint.find(sentence):
+            role, why = Role.NOT_PROVEN, f"limit cue '{limit.lower()}' (this study's own limit)"
+        elif (m := FORWARD.search(sentence) or re.search(r"\bfuture\b", sentence, re.I)) and late:
+            role, why = Role.OPEN_QUESTION, f"future-work cue '{m.group(0).lower()}' late in the abstract"
+        elif (m := CONCLUSION_OPENER.search(sentence)) and late:
+            role, why = Role.INFERRED, f"conclusion opener '{m.group(0).lower()}' late in the abstract"
         elif i == 0:  # an abstract opens with background, whatever words it uses
-            role = Role.CONTEXT
-        elif STATS.search(sentence) and not METHOD.search(sentence) and not EARLIER_WORK.search(sentence):
-            role, results_seen = Role.OBSERVED, True
-        elif METHOD.search(sentence):
-            role = Role.METHODS
-        elif (STATS.search(sentence) or RESULT.search(sentence)) and not EARLIER_WORK.search(sentence):
-            role, results_seen = Role.OBSERVED, True
-        elif INTERPRETATION.search(sentence) and late:
-            role = Role.INFERRED
+            role, why = Role.CONTEXT, "first sentence of an unstructured abstract: background"
+        elif said and (late or STATS.search(sentence) or RESULT.search(sentence)):
+            role, why = Role.INFERRED, f"interpretation cue '{said.lower()}': the authors' reading, not a result"
+        elif said:
+            role, why = Role.CONTEXT, f"interpretation cue '{said.lower()}' before any result: background"
+        elif (m := STATS.search(sentence)) and not METHOD.search(sentence) and not EARLIER_WORK.search(sentence):
+            role, why, results_seen = Role.OBSERVED, f"statistics '{m.group(0)}' and no method cue", True
+        elif m := METHOD.search(sentence):
+            role, why = Role.METHODS, f"method cue '{m.group(0).lower()}'"
+        elif (m := STATS.search(sentence) or RESULT.search(sentence)) and not EARLIER_WORK.search(sentence):
+            role, why, results_seen = Role.OBSERVED, f"result cue '{m.group(0).lower()}'", True
+        elif m := complaint.find(sentence):
+            role, why = Role.CONTEXT, f"about the field ('{m.lower()}'), not this study"
         else:
-            role = Role.CONTEXT
+            role, why = Role.CONTEXT, "no result, method or interpretation cue: background"
         routed.setdefault(role, []).append(sentence)
+        _add(reading, sentence, role, why + " (unstructured abstract)")
     order = [Role.CONTEXT, Role.METHODS, Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PROVEN]
     headings = {Role.CONTEXT: "Background", Role.METHODS: "Methods", Role.OBSERVED: "Results",
                 Role.INFERRED: "Conclusions", Role.OPEN_QUESTION: "Open questions",
