@@ -22,18 +22,28 @@ LANGUAGES = ("en", "de", "es", "fr", "nl")
 
 # Who is asking decides which route the resources describe.
 PROFESSIONAL = re.compile(
-    r"\b(my|our|a|the|this) (patient|client|customer)s?\b|\b(clinician|pharmacist|gp|nurse|doctor|physician|"
-    r"psychiatrist|psychologist|therapist|carer|social worker) here\b|\b(i'?m|i am) an? (gp|doctor|nurse|physician|"
-    r"pharmacist|psychologist|therapist|clinician|psychiatrist|paramedic)\b|\b(mein|meine) (patient|patientin)\b|"
-    r"\b(mi|una?) paciente\b|\b(mon|ma) patiente?\b|\b(mijn|een) (patiënt|patient|cliënt)\b", re.I)
+    r"\b(my|our|a|the|this|one) (\w+ )?(patient|client|customer|resident)s?\b|\b(patient|client)s? (in|on|at) (my|our|the)\b|"
+    r"\b(clinician|pharmacist|gp|nurse|doctor|physician|psychiatrist|psychologist|therapist|social worker|paramedic)\b"
+    r"[^.?!]{0,12}\b(here|speaking)\b|\b(i'?m|i am|as) an? (\w+ )?(gp|doctor|nurse|physician|pharmacist|psychologist|"
+    r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
+    r"\b(ich bin|bin) (arzt|ärztin|pflegekraft|krankenschwester|pfleger\w*)\b|\b(soy) (médic[oa]|enfermer[oa])\b|"
+    r"\b(je suis|infirmi[eè]re?|médecin)\b[^.?!]{0,30}\b(médecin|généraliste|libérale?|infirmi\w+)\b|"
+    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b", re.I)
 OTHER = re.compile(
     r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
     r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
-    r"flatmate|roommate|fianc\w*|baby|nan|gran)\b|\b(he|she)('s| is| has| hasn'?t| won'?t| can'?t)\b|"
+    r"flatmate|roommate|fianc\w*|baby|nan|gran|student|pupil)\b|\b(he|she)('s| is| has| had| was| hasn'?t| won'?t| can'?t)\b|"
+    r"\b(hes|shes)\b|\b\d+ ?(yo|y/o|yr old|year old)\b|\b(teen|teenage) (son|daughter|boy|girl)\b|\b(youth worker|teacher|coach) here\b|"
     r"\b(mein|meine|meiner|meinem)\s(mann|frau|tochter|sohn|mutter|vater|freund|freundin|schwester|bruder)\b|"
     r"\b(mi|mis) (hijo|hija|madre|padre|esposo|esposa|marido|mujer|hermana|hermano|novio|novia|amigo|amiga|abuela)\b|"
     r"\b(mon|ma|mes) (fils|fille|mari|femme|mère|père|ami|amie|copain|copine|sœur|soeur|frère)\b|"
     r"\b(mijn) (man|vrouw|dochter|zoon|moeder|vader|vriend|vriendin|zus|broer|partner)\b", re.I)
+
+
+# The asker speaks of their own risk, even when others are named ("better off without me").
+SELF_AT_RISK = re.compile(
+    r"\b(without me|found me|miss me|(i|i'?ve) (have|got) (me|cfs|me/cfs|long covid)|i (just )?(can'?t|cant) (do|take|go on)|"
+    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving)|my (own )?life)\b", re.I)
 
 
 @dataclass
@@ -63,6 +73,18 @@ class Rules:
         return next((p.pattern for p in self.patterns if p.search(text)), None)
 
 
+class Combos:
+    """Concepts that together make a class: each combo names concepts that must all be present."""
+
+    def __init__(self, concepts: dict[str, str], combos: list[list[str]]):
+        self.concepts = {name: re.compile(pattern, re.I) for name, pattern in concepts.items()}
+        self.combos = combos
+
+    def first(self, text: str) -> str | None:
+        found = {name for name, pattern in self.concepts.items() if pattern.search(text)}
+        return next((" + ".join(combo) for combo in self.combos if found.issuperset(combo)), None)
+
+
 class SafetyGate:
     def __init__(self, embed: Callable[[list[str]], np.ndarray]):
         self.embed = embed
@@ -76,6 +98,8 @@ class SafetyGate:
             "research_topic": Rules(spec["research"]["topic"]),
             "research_frame": Rules(spec["research"]["frame"]),
             "study_frame": Rules(advice["study_frame"]),
+            "personal": Rules([advice["personal"]]),
+            "diagnosis_research": Rules([advice["research"]]),
             "dose": Rules(advice["dose"]), "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
             "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
             "thresholds": spec["thresholds"],
@@ -83,6 +107,7 @@ class SafetyGate:
         }
         for name in CLASSES:
             compiled[name] = Rules(spec[name]["rules"])
+            compiled[f"{name}_combos"] = Combos(spec["concepts"], spec[name]["combos"]["all"])
             compiled[f"{name}_intents"] = spec[name]["described"]["intents"]
             compiled[f"{name}_vectors"] = self.embed(compiled[f"{name}_intents"])
         return compiled
@@ -96,8 +121,8 @@ class SafetyGate:
         literal = self._without_figures(question)
         call = SafetyCall(audience=self._audience(question, mode))
         call.dose, call.diagnosis = self._advice(literal)
-        for name in CLASSES:  # a rule decides at once
-            if rule := spec[name].first(literal):
+        for name in CLASSES:  # a rule, or concepts that together mean danger, decide at once
+            if rule := spec[name].first(literal) or spec[f"{name}_combos"].first(literal):
                 call.level, call.kind = URGENT, name
                 call.why.append(f"{name} rule {rule}")
                 return call
@@ -126,7 +151,7 @@ class SafetyGate:
             best = int(np.argmax(sims))
             score = float(sims[best])
             call.scores[name] = round(score, 3)
-            if score < limits["borderline"] or calm - score > limits["calm_margin"]:
+            if score < limits.get(f"borderline_{name}", limits["borderline"]) or calm - score > limits["calm_margin"]:
                 continue
             level = URGENT if score >= limits[name] and call.level != SUPPORT else BORDERLINE
             if _rank(level) > _rank(call.level):
@@ -141,15 +166,17 @@ class SafetyGate:
 
     def _advice(self, text: str) -> tuple[bool, bool]:
         spec = self._spec
+        personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
-        dose = not about_studies and bool(spec["dose"].first(text) or spec["decision"].first(text))
-        return dose, spec["diagnosis"].first(text) is not None
+        dose = personal and not about_studies and bool(spec["dose"].first(text) or spec["decision"].first(text))
+        diagnosis = not spec["diagnosis_research"].first(text) and spec["diagnosis"].first(text) is not None
+        return dose, diagnosis
 
     @staticmethod
     def _audience(question: str, mode: str) -> str:
         if mode == "clinician" or PROFESSIONAL.search(question):
             return "professional"
-        return "other" if OTHER.search(question) else "self"
+        return "other" if OTHER.search(question) and not SELF_AT_RISK.search(question) else "self"
 
 
 def _rank(level: str) -> int:
