@@ -30,6 +30,18 @@ def cmd_validate(args, settings) -> int:
     return 1 if errors else 0
 
 
+def cmd_inspect(args, settings) -> int:
+    """parse, explained: how each file was read, sentence by sentence."""
+    from .inspect import as_json_line, inspect_paths, render
+
+    records, problems = inspect_paths(args.paths)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for record in records:
+        print(as_json_line(record) if args.json else render(record) + "\n")
+    return 1 if any(p.severity == "error" for p in problems) else 0
+
+
 def cmd_index(args, settings) -> int:
     """chunk + embed + index: build or update the index from corpus files or folders."""
     from .index import build_index
@@ -202,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check corpus files; exit 1 on any error")
     validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: corpus/)")
     validate.set_defaults(run=cmd_validate)
+
+    inspect = sub.add_parser("inspect", help="how each file was read: metadata, study type and PEM with "
+                             "reasons, every sentence with its role and why")
+    inspect.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per study per line")
+    inspect.set_defaults(run=cmd_inspect)
 
     index = sub.add_parser("index", help="build or update the index (incremental, atomic)")
     index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: corpus/)")
