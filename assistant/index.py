@@ -196,9 +196,13 @@ def writer_lock(index_dir: Path, timeout: float | None = None,
     goes with the process, so a killed writer never leaves it held."""
     if index_dir.exists() and not index_dir.is_dir():
         raise IndexMissing(f"{index_dir} is a file, not an index folder; choose another --index")
-    index_dir.mkdir(parents=True, exist_ok=True)
     path = index_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise IndexMissing(f"cannot write the index at {index_dir}/ ({err.strerror or err}); "
+                           "nothing was changed") from None
     started = time.monotonic()
     try:
         try:
@@ -481,20 +485,24 @@ def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -
     build = builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
     partial = build.with_name(build.name + PARTIAL)
     dimension = manifest["dimension"] or 384
-    store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))
-    storage = StorageContext.from_defaults(vector_store=store)
-    # Every node already carries its vector, so the mock model is never asked to embed anything.
-    VectorStoreIndex(nodes, storage_context=storage, embed_model=MockEmbedding(embed_dim=dimension),
-                     show_progress=False)
-    storage.persist(persist_dir=str(partial))
-    if nodes:
-        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"),
-                                                                           show_progress=False)
-    (partial / "studies.json").write_text(json.dumps([s.to_dict() for s in studies], default=str))
-    manifest["files"] = {path.relative_to(partial).as_posix(): file_sha256(path)
-                         for path in sorted(partial.rglob("*")) if path.is_file()}
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    partial.rename(build)
+    try:
+        store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))
+        storage = StorageContext.from_defaults(vector_store=store)
+        # Every node already carries its vector, so the mock model is never asked to embed anything.
+        VectorStoreIndex(nodes, storage_context=storage, embed_model=MockEmbedding(embed_dim=dimension),
+                         show_progress=False)
+        storage.persist(persist_dir=str(partial))
+        if nodes:
+            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"),
+                                                                               show_progress=False)
+        (partial / "studies.json").write_text(json.dumps([s.to_dict() for s in studies], default=str))
+        manifest["files"] = {path.relative_to(partial).as_posix(): file_sha256(path)
+                             for path in sorted(partial.rglob("*")) if path.is_file()}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        partial.rename(build)
+    except BaseException:  # disk full, Ctrl-C: nothing half-written stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return build
 
 

@@ -113,6 +113,18 @@ def answers(index_dir, question=QUESTION):
     return [hit.study.id for hit in library.retrieve(question, fake_embed([question])[0])]
 
 
+def texts_of(index_dir):
+    """The embedded text of every chunk of the live build, in FAISS order."""
+    from assistant.chunk import chunk_study
+    from assistant.parse import load_corpus
+
+    manifest = json.loads((live_build(index_dir) / MANIFEST).read_text())
+    paths = sorted({s["source_path"] for s in json.loads((live_build(index_dir) / "studies.json").read_text())})
+    nodes = [n for study in load_corpus([Path(p) for p in paths]).studies for n in chunk_study(study)]
+    by_hash = {index_module.sha(t): t for t in (n.get_content(metadata_mode="embed") for n in nodes)}
+    return [by_hash[h] for h in manifest["chunk_hashes"]]
+
+
 def stored_vectors(index_dir):
     import faiss
 
@@ -269,7 +281,8 @@ KINDS = ["faiss truncated", "faiss empty", "faiss bad header", "faiss flipped by
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_kind_of_damage_is_detected_and_repaired_by_index(fake, small_corpus, tmp_path, kind, capsys):
+def test_each_kind_of_damage_is_detected_and_repaired_by_index(fake, small_corpus, tmp_path, kind, capsys,
+                                                               monkeypatch):
     index_dir = tmp_path / "index"
     settings = fake_settings(index_dir)
     build_index([small_corpus], settings, progress=False)
@@ -277,17 +290,14 @@ def test_each_kind_of_damage_is_detected_and_repaired_by_index(fake, small_corpu
     damage(index_dir, kind)
     with pytest.raises(IndexMissing, match="rebuild it with `atlas-assistant index`|no index at"):
         answers(index_dir)
-    os.environ["ATLAS_EMBEDDING_MODEL"] = FAKE
-    try:
-        code = main(["index", str(small_corpus), "--index", str(index_dir), "--json"])
-    finally:
-        del os.environ["ATLAS_EMBEDDING_MODEL"]
+    monkeypatch.setenv("ATLAS_EMBEDDING_MODEL", FAKE)
+    code = main(["index", str(small_corpus), "--index", str(index_dir), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert answers(index_dir) == expected  # `ask` works again, with the same studies
     manifest, vectors = stored_vectors(index_dir)
-    texts_vectors = np.linalg.norm(vectors, axis=1)
-    assert np.allclose(texts_vectors, 1.0, atol=1e-4)  # no damaged vector was carried over
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)  # no damaged vector carried over
+    assert np.allclose(vectors, fake_embed(texts_of(index_dir)), atol=1e-5)
     assert (index_dir / BUILDS).is_dir() and (index_dir / POINTER).is_file()
 
 
@@ -376,3 +386,31 @@ def test_flipped_bytes_through_the_real_model_are_repaired(small_corpus, tmp_pat
     assert main(["ask", QUESTION, "--index", index_dir, "--json"]) == 0
     answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert answer["status"] == "answered" and answer["sources"]
+
+
+def test_a_build_that_fails_while_writing_leaves_nothing_behind(fake, small_corpus, tmp_path, monkeypatch):
+    import errno
+
+    from llama_index.core import StorageContext
+
+    index_dir = tmp_path / "index"
+    settings = fake_settings(index_dir)
+    build_index([small_corpus], settings, progress=False)
+    before = live_build(index_dir)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(StorageContext, "persist", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        build_index([small_corpus], settings, progress=False)
+    assert [p.name for p in (index_dir / BUILDS).iterdir()] == [before.name]
+    assert live_build(index_dir) == before and answers(index_dir)
+    assert (index_dir / LOCK).read_text() == ""  # the lock was let go
+
+
+def test_an_index_folder_that_is_a_file_is_a_clear_error(fake, small_corpus, tmp_path, capsys, monkeypatch):
+    (tmp_path / "index").write_text("not a folder")
+    monkeypatch.setenv("ATLAS_EMBEDDING_MODEL", FAKE)
+    code = main(["index", str(small_corpus), "--index", str(tmp_path / "index")])
+    assert code == 2 and "is a file, not an index folder" in capsys.readouterr().err
