@@ -37,6 +37,7 @@ def study_record(study: Study) -> dict:
         "authors": study.authors, "journal": study.journal, "url": study.url,
         # caveats the program adds from the design: not the file's words, so not among its sentences
         "generated_caveats": [i for s in study.sections if s.generated for i in s.items],
+        "notes": reading.notes,
     }
 
 
@@ -58,6 +59,8 @@ def render(record: dict, width: int = 100) -> str:
     for n, sentence in enumerate(record["sentences"], start=1):
         lines.append(wrap(f"{n:>3}. [{sentence['role']}] {sentence['text']}", "  ", 7))
         lines.append(wrap(f"why: {sentence['why']}", "       ", 12))
+    for note in record["notes"]:
+        lines.append(wrap(f"note: {note}", "  "))
     for caveat in record["generated_caveats"]:
         lines.append(wrap(f"[not_proven, generated from the design, not the file's words] {caveat}", "  ", 7))
     return "\n".join(lines)

@@ -6,14 +6,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..study import Study, study_id
+from ..study import Role, Study, study_id
 from .atlas import looks_like_atlas, parse_atlas
+from .bibtex import looks_like_bibtex, parse_bibtex
 from .markdown import parse_markdown
 from .limits import LimitError, max_file_bytes, size_problem
 from .problems import ParseError, Problem, decode
 from .pubmed import parse_medline, parse_pubmed_json
 
-SUFFIXES = {".txt", ".md", ".nbib", ".json", ".jsonl"}
+SUFFIXES = {".txt", ".md", ".nbib", ".json", ".jsonl", ".bib"}
 # Metadata a merge may fill in from the other record of the same study.
 MERGED_FIELDS = ["pmid", "doi", "url", "journal", "year", "authors"]
 
@@ -85,6 +86,8 @@ def _parse(text: str, file: str) -> list[tuple[Study | None, list[Problem]]]:
         return parse_medline(text, file)
     if text.lstrip()[:1] in ("[", "{"):
         return parse_pubmed_json(text, file)
+    if looks_like_bibtex(text):
+        return parse_bibtex(text, file)
     if not looks_like_atlas(text):
         raise ParseError(Problem(file, 1, "unknown format: expected an atlas entry (title, "
                                  "'Authors · Journal · Year · DOI' byline, section headings)"))
@@ -131,8 +134,9 @@ def _shares_identifier(a: Study, b: Study) -> bool:
 
 def _merge(first: Study, other: Study) -> Study:
     """One study from two records: the atlas entry's sections (written for this project, with every
-    role) when there is one, else the first read; metadata it lacks comes from the other record."""
-    kept, donor = (other, first) if other.source_format == "atlas" else (first, other)
+    role) when there is one, else the record with more of the study's own text (an abstract beats a
+    metadata-only BibTeX entry), else the first read; metadata it lacks comes from the other record."""
+    kept, donor = (other, first) if _evidence(other) > _evidence(first) else (first, other)
     for name in MERGED_FIELDS:
         if not getattr(kept, name) and getattr(donor, name):
             setattr(kept, name, getattr(donor, name))
@@ -142,10 +146,18 @@ def _merge(first: Study, other: Study) -> Study:
     return kept
 
 
+def _evidence(study: Study) -> tuple[bool, bool]:
+    own = [s for s in study.sections if not s.generated]
+    return (study.source_format == "atlas",
+            any(s.role in (Role.OBSERVED, Role.INFERRED, Role.NOT_PROVEN) for s in own))
+
+
 def _line(study: Study) -> int:
     """Line 1 of a one-study file; in a PubMed file, the record's first line (its sections carry it)."""
     if study.source_format in ("atlas", "markdown"):
         return 1
+    if study.__dict__.get("_reading") is not None and study.__dict__["_reading"].line:
+        return study.__dict__["_reading"].line
     return min((s.line for s in study.sections if s.line), default=1)
 
 

@@ -53,6 +53,7 @@ PUBLICATION_TYPES = [
 # Cues for unstructured abstracts. Results carry numbers or report what was measured; claims about
 # earlier work ('has been shown', 'previous studies showed') are background, not this study's results.
 STATS = re.compile(r"\bp\s*[<=>≤]\s*0?\.\d|\d\s?%|(?-i:\b(OR|HR|RR|CI)\b)\s*[=:]?\s*\d", re.I)
+P_VALUE = re.compile(r"\bp\s?[<=>≤]\s?0?\.\d|(?-i:\b(OR|HR|RR)\b)\s?[=:]?\s?\d|\b95\s?% CI\b", re.I)
 RESULT = re.compile(
     r"\bwe (found|identified|detected|demonstrated)\b|\b(was|were) found\b|\bdemonstrated\b|\bshowed\b"
     r"|\bobserved\b|\bcorrelat|\bdid not differ\b|\b\w+ed significantly\b|\b(statistically|no|not) significant"
@@ -414,6 +415,10 @@ def _unstructured(text: str, line: int | None, reading: Reading | None = None) -
             role, why = Role.OPEN_QUESTION, f"future-work cue '{m.group(0).lower()}' late in the abstract"
         elif (m := CONCLUSION_OPENER.search(sentence)) and late:
             role, why = Role.INFERRED, f"conclusion opener '{m.group(0).lower()}' late in the abstract"
+        elif i == 0 and (m := P_VALUE.search(sentence) or STATS.search(sentence) and RESULT.search(sentence)) \
+                and not METHOD.search(sentence) \
+                and not EARLIER_WORK.search(sentence):  # a findings-first abstract (BibTeX exports)
+            role, why, results_seen = Role.OBSERVED, f"statistics '{m.group(0)}' in a findings-first abstract", True
         elif i == 0:  # an abstract opens with background, whatever words it uses
             role, why = Role.CONTEXT, "first sentence of an unstructured abstract: background"
         elif said and (late or STATS.search(sentence) or RESULT.search(sentence)):

@@ -29,6 +29,8 @@ class Reading:
     sentences: list[Sentence] = field(default_factory=list)
     study_type_reason: str = ""
     pem_reason: str = ""
+    line: int | None = None  # where the study starts in a many-record file
+    notes: list[str] = field(default_factory=list)  # what of the file was left out on purpose, and why
 
     def add(self, text: str, role: Role, why: str) -> None:
         self.sentences.append(Sentence(text, role, why))
