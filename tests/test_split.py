@@ -87,4 +87,4 @@ def test_linear_time_on_long_input():
     text = ("Dr. a. " * 50_000) + ("e.g. x. " * 50_000) + ("[1]. " * 50_000)
     start = time.perf_counter()
     split_sentences(text)
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 15.0  # quadratic would take hours
