@@ -28,11 +28,12 @@ PROFESSIONAL = re.compile(
     r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
     r"\b(ich bin|bin) (arzt|ärztin|pflegekraft|krankenschwester|pfleger\w*)\b|\b(soy) (médic[oa]|enfermer[oa])\b|"
     r"\b(je suis|infirmi[eè]re?|médecin)\b[^.?!]{0,30}\b(médecin|généraliste|libérale?|infirmi\w+)\b|"
-    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b", re.I)
+    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b|^\s*(\w+ )?(pharmacist|gp|nurse|doctor|paramedic|psychologist|psychiatrist)\s*[:,-]", re.I)
 OTHER = re.compile(
     r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
     r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
-    r"flatmate|roommate|fianc\w*|baby|nan|gran|student|pupil)\b|\b(he|she)('s| is| has| had| was| hasn'?t| won'?t| can'?t)\b|"
+    r"flatmate|roommate|fianc\w*|baby|nan|gran|student|pupil)\b|^\s*(son|daughter|husband|wife|partner|mum|mom|dad)\b|"
+    r"\b(mi pareja|ma copine|mon copain|mijn zus|mijn vriend|mijn vriendin)\b|\b(he|she)('s| is| has| had| was| hasn'?t| won'?t| can'?t)\b|"
     r"\b(hes|shes)\b|\b\d+ ?(yo|y/o|yr old|year old)\b|\b(teen|teenage) (son|daughter|boy|girl)\b|\b(youth worker|teacher|coach) here\b|"
     r"\b(mein|meine|meiner|meinem)\s(mann|frau|tochter|sohn|mutter|vater|freund|freundin|schwester|bruder)\b|"
     r"\b(mi|mis) (hijo|hija|madre|padre|esposo|esposa|marido|mujer|hermana|hermano|novio|novia|amigo|amiga|abuela)\b|"
@@ -43,7 +44,7 @@ OTHER = re.compile(
 # The asker speaks of their own risk, even when others are named ("better off without me").
 SELF_AT_RISK = re.compile(
     r"\b(without me|found me|miss me|(i|i'?ve) (have|got) (me|cfs|me/cfs|long covid)|i (just )?(can'?t|cant) (do|take|go on)|"
-    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving)|my (own )?life)\b", re.I)
+    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving|got the)|my (own )?life)\b", re.I)
 
 
 @dataclass
