@@ -18,7 +18,7 @@ MB = 1_000_000
 # Runs that made a regex of the parsers quadratic, or could: the forward-looking cue, the Markdown
 # link pattern, bracket and citation runs, abbreviations and initials, emphasis, one long word.
 RUNS = {"forward": "further studies ", "bracket": "[", "link": "](", "cite": "[cite:", "dr": "Dr. ",
-        "star": "*a", "dollar": "$a", "letters": "a", "label": "Aa a  "}
+        "star": "*a", "dollar": "$a", "letters": "a", "label": "Aa a  ", "quote": '"', "field": "a = {"}
 BUDGET = 20.0  # seconds per 1 MB file on a busy 2-core machine; the quadratic parsers took ~1,000 s
 
 
@@ -31,6 +31,8 @@ def wrap(fmt: str, run: str) -> str:
         return "---\ntitle: T\n---\n- **Link:** " + run + "\n## Summary\nText.\n"
     if fmt == "medline":
         return "PMID- 1\nTI  - T\nAB  - " + run + "\n"
+    if fmt == "bibtex":
+        return "@article{k, title = {T}, abstract = {" + run + "}}\n"
     if fmt == "json":
         return json.dumps([{"pmid": "1", "title": "T", "abstract": run}])
     assert fmt == "jsonl"
@@ -38,7 +40,7 @@ def wrap(fmt: str, run: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["atlas", "markdown", "markdown-link", "medline", "json", "jsonl"])
+@pytest.mark.parametrize("fmt", ["atlas", "markdown", "markdown-link", "medline", "json", "jsonl", "bibtex"])
 @pytest.mark.parametrize("name", list(RUNS))
 def test_one_megabyte_adversarial_runs_parse_in_linear_time(tmp_path, fmt, name):
     unit = RUNS[name]
@@ -62,7 +64,7 @@ def test_quadratic_cases_are_linear_now(tmp_path):
         start = time.perf_counter()
         read_file(path), read_file(md)
         times.append(time.perf_counter() - start)
-    assert times[0] < 5 and times[1] < 10 * max(times[0], 0.2), times
+    assert times[0] < 15 and times[1] < 8 * max(times[0], 0.2), times  # 4x linear, 16x quadratic
 
 
 ALIAS_BOMB = """---
@@ -168,6 +170,9 @@ FRAGMENTS = {
              '"papers": '],
 }
 FRAGMENTS["jsonl"] = FRAGMENTS["json"] + ["\n"]
+FRAGMENTS["bibtex"] = ["@article{", "@misc{", "k1, ", "title = {", "abstract = {", "author = {", " and ", "}",
+                       "{", ",\n", '"', "pmid = {123}", "doi = {10.1/x}", "diagnostic_criteria = {CCC}",
+                       "note = {a note}", "\\O", '\\"', "%", "@comment{", "@string{a = {b}}", "@preamble{"]
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
 
 
@@ -178,7 +183,8 @@ def fuzz_text(fmt: str):
 
 @pytest.mark.parametrize("fmt", list(FRAGMENTS))
 def test_fuzzed_files_give_studies_or_actionable_problems(tmp_path, fmt):
-    suffix = {"atlas": ".txt", "markdown": ".md", "medline": ".nbib", "json": ".json", "jsonl": ".jsonl"}[fmt]
+    suffix = {"atlas": ".txt", "markdown": ".md", "medline": ".nbib", "json": ".json", "jsonl": ".jsonl",
+              "bibtex": ".bib"}[fmt]
     path = tmp_path / f"fuzz{suffix}"
 
     @settings(max_examples=50, deadline=2000, derandomize=True,
