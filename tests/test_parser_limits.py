@@ -201,3 +201,23 @@ def test_fuzzed_files_give_studies_or_actionable_problems(tmp_path, fmt):
             assert all(isinstance(i, str) for s in study.sections for i in s.items)
 
     run()
+
+
+def test_every_skipped_path_is_reported(tmp_path):
+    import os
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("---\ntitle: Fine\n---\n## Summary\nText.\n")
+    (corpus / "README.md").write_text("# about\n")
+    (corpus / "paper.pdf").write_bytes(b"%PDF")
+    (corpus / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    os.mkfifo(corpus / "pipe.json")
+    (corpus / "x.json").mkdir()
+    (corpus / "x.json" / "b.md").write_text("---\ntitle: Also fine\n---\n## Summary\nText.\n")
+    (corpus / "loop").symlink_to(corpus)
+    load = load_corpus([corpus])
+    assert sorted(s.title for s in load.studies) == ["Also fine", "Fine"]
+    reasons = sorted((p.file.split("/")[-1], p.message.split(":")[0]) for p in load.problems)
+    assert reasons == [("dangling.md", "broken link"), ("loop", "link to a folder"),
+                       ("pipe.json", "not a regular file (FIFO)")]

@@ -2,6 +2,7 @@
 reported (file, line, what is wrong) and nothing dropped silently."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +36,55 @@ class CorpusLoad:
 
 
 def corpus_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
-    """Files to read, folders expanded (sorted, so ids and order are stable)."""
+    """Files to read, folders expanded (sorted, so ids and order are stable). Every path that is not
+    read is reported: a broken link, a FIFO or other special file, a link to a folder (not followed,
+    so a loop cannot run forever); only files of other kinds inside a folder (.pdf, a README) are
+    passed over without a word."""
     files, problems = [], []
     for path in paths:
-        if path.is_dir():
-            # a folder's README describes the corpus; it is not a study, so it is not read at all
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                            and p.name.lower() != "readme.md")
-        elif path.is_file():
-            files.append(path)
+        if path.is_dir() and not path.is_symlink():
+            for folder, dirs, names in os.walk(path, followlinks=False):
+                dirs.sort()
+                base = Path(folder)
+                for name in sorted(dirs):
+                    if (base / name).is_symlink():
+                        problems.append(Problem(str(base / name), None, "link to a folder: not followed; "
+                                                "give the folder itself to read it"))
+                for name in sorted(names):
+                    file = base / name
+                    if name.lower() == "readme.md":  # a folder's README describes the corpus; not a study
+                        continue
+                    if file.suffix.lower() not in SUFFIXES:
+                        continue
+                    problem = _not_readable(file)
+                    if problem:
+                        problems.append(problem)
+                    else:
+                        files.append(file)
+        elif path.is_dir():
+            files_in, found = corpus_files([path.resolve()])
+            files += files_in
+            problems += found
+        elif path.exists() or path.is_symlink():
+            problem = _not_readable(path)
+            if problem:
+                problems.append(problem)
+            else:
+                files.append(path)
         else:
             problems.append(Problem(str(path), None, "no such file or folder"))
     return files, problems
+
+
+def _not_readable(path: Path) -> Problem | None:
+    """Why a path that looks like a corpus file cannot be read as one, or None."""
+    if path.is_symlink() and not path.exists():
+        return Problem(str(path), None, "broken link: its target does not exist")
+    if not path.is_file():
+        kind = ("FIFO" if path.is_fifo() else "socket" if path.is_socket() else
+                "device" if path.is_block_device() or path.is_char_device() else "not a regular file")
+        return Problem(str(path), None, f"not a regular file ({kind}): expected a text file")
+    return None
 
 
 def read_file(path: Path, max_bytes: int | None = None) -> tuple[list[Study], list[Problem]]:
