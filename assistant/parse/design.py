@@ -33,7 +33,7 @@ def infer_study_type(study: Study) -> str:
     return infer_study_type_with_reason(study)[0]
 
 
-def infer_study_type_with_reason(study: Study) -> tuple[str, str]:
+def infer_study_type_with_reason(study: Study, own_sentences: list[str] | None = None) -> tuple[str, str]:
     """The study type from the title first, then the study's own sentences (not those about other or
     future studies), and the words that decided it."""
     from .split import split_sentences as sentences
@@ -42,8 +42,10 @@ def infer_study_type_with_reason(study: Study) -> tuple[str, str]:
         match = re.search(pattern, study.title, re.I)
         if match:
             return rule_kind, f"title cue '{match.group(0).lower()}'"
-    own = [s for sec in study.sections if not sec.generated for item in sec.items for s in sentences(item)
-           if not NOT_THIS_STUDY.search(s)]
+    if own_sentences is None:
+        own_sentences = [s for sec in study.sections if not sec.generated for item in sec.items
+                         for s in sentences(item)]
+    own = [s for s in own_sentences if not NOT_THIS_STUDY.search(s)]
     for rule_kind, pattern in TYPE_RULES:
         for sentence in own:
             match = re.search(pattern, sentence, re.I)

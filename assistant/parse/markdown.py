@@ -33,7 +33,7 @@ SENTENCE_ROLES = {Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION, Role.NOT_PRO
 # Inside an interpretation, these sentences are not conclusions: they say what is still unknown...
 FORWARD = re.compile(
     r"\bfuture (work|research|studies|study|trials|investigations?)\b|\bfurther (studies|research|work|"
-    r"trials|investigations?)\b[^.]{0,200}\b(needed|required|necessary|warranted)|\bmore research\b"
+    r"trials|investigations?)\b[^.]{0,80}\b(needed|required|necessary|warranted)|\bmore research\b"
     r"|\bneeds? to be (confirmed|replicated|validated)|\bremains? (unclear|unknown|to be)\b"
     r"|\bwarrant(s|ed)?\b|should be (investigated|explored|examined|studied)"
     r"|\brequire[sd]? (further )?(validation|confirmation|replication)", re.I)
@@ -117,15 +117,17 @@ def finish(study: Study, publication_types: list[str] | None = None, tags: list[
     """What every importer derives the same way: PEM, study type (unless known) and design caveats,
     each with its reason in the study's Reading."""
     reading = reading_of(study)
+    split = not reading.sentences  # the reading's sentences are split already
     own = [s.text for s in reading.sentences] or [i for s in study.sections for i in s.items]
-    study.pem, reading.pem_reason = pem_with_reason([study.title, *own])
+    study.pem, reading.pem_reason = pem_with_reason([study.title, *own], split=split)
     commentary = commentary_reason(study.title, publication_types or [], tags or [])
     if commentary:
         study.study_type, reading.study_type_reason = "other", commentary
     elif study.study_type != "other" and type_reason:
         reading.study_type_reason = type_reason
     else:
-        study.study_type, reading.study_type_reason = infer_study_type_with_reason(study)
+        study.study_type, reading.study_type_reason = infer_study_type_with_reason(
+            study, None if split else [s.text for s in reading.sentences])
     caveats = design_caveats(study)
     if caveats:
         study.sections.append(caveats)
@@ -222,12 +224,12 @@ def detect_pem(text: str) -> Pem:
     return pem_with_reason([text])[0]
 
 
-def pem_with_reason(texts: list[str]) -> tuple[Pem, str]:
+def pem_with_reason(texts: list[str], split: bool = True) -> tuple[Pem, str]:
     """The PEM criterion from the case definition participants met, and why. A definition that
     requires PEM (CCC, ICC, IOM/NAM 2015, 'PEM was required') in a sentence about who took part ->
     required; named beside an older one with 'or' -> unknown (not all participants met it); only
     older ones (Fukuda, Oxford, CDC 1994) -> not_required; none -> unknown."""
-    parts = [s for t in texts for s in sentences(t)]
+    parts = [s for t in texts for s in sentences(t)] if split else texts
     required, older = cues("pem", "required"), cues("pem", "not_required")
     explicit = next(((s, cue) for s in parts if (cue := required.find(s)) and "requir" in cue.lower()), None)
     if explicit:
