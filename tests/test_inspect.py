@@ -186,3 +186,18 @@ def test_pubmed_structured_results_keep_interpretation_out_of_observed(tmp_path)
     whys = [s.why for s in reading_of(study).sentences]
     assert whys[2] == "structured-abstract label 'RESULTS:'"
     assert whys[3].startswith("interpretation cue 'indicates'")
+
+
+@pytest.mark.parametrize("sentence, role", [
+    ("Despite these limitations, the study is the first to compare both groups.", Role.INFERRED),
+    ("The authors highlight significant limitations in past ME/CFS research.", Role.CONTEXT),
+    ("Research on ME/CFS has been hampered by a lack of funding.", Role.CONTEXT),
+    ("The study concludes that taste loss is an overlooked feature of ME/CFS.", Role.INFERRED),
+    ("A limitation was the small sample of twenty people.", Role.NOT_PROVEN),
+    ("Further studies with larger samples are needed to confirm this.", Role.OPEN_QUESTION),
+])
+def test_discussion_sentences_by_content(tmp_path, sentence, role):
+    path = tmp_path / "s.md"
+    path.write_text(f"---\ntitle: A test\n---\n## Discussion\n{sentence}\n")
+    (study,), _ = read_file(path)
+    assert [(s.text, s.role) for s in reading_of(study).sentences] == [(sentence, role)]

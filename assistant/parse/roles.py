@@ -68,17 +68,20 @@ def quote(cue: str) -> str:
     return f"'{cue.lower()}'"
 
 
-def content_role(sentence: str, start: Role, where: str, limit_cue: str | None = None) -> tuple[Role, str]:
+def content_role(sentence: str, start: Role, where: str, limit_cue: str | None | bool = False) -> tuple[Role, str]:
     """The role of one sentence that a heading or label placed in `start` (said by `where`, e.g.
     "heading 'What has been found?'"), and why. Order: a limit of this study, a complaint about the
-    field, future work, then interpretation or advice (never observed), then methods."""
-    limit = limit_cue or cues("roles", "limit").find(sentence)
+    field, future work, then interpretation or advice (never observed), then methods. `limit_cue` is
+    the caller's finding about limits (None: the sentence states none); by default the lexicon decides."""
+    limit = cues("roles", "limit").find(sentence) if limit_cue is False else limit_cue
     complaint = cues("roles", "field_complaint").find(sentence)
     if start in (Role.SUMMARY, Role.CONTEXT, Role.METHODS):
         return start, f"{where}"
     if limit and not complaint:
         return Role.NOT_PROVEN, f"limit cue {quote(limit)} (this study's own limit), {where}"
-    if complaint and start != Role.OPEN_QUESTION:
+    said = cues("roles", "interpretation").find(sentence)
+    # in findings, 'unlike previous studies, X…' stays; 'the study concludes that X is overlooked' is inferred
+    if complaint and (limit or start == Role.INFERRED and not said):
         return Role.CONTEXT, f"complaint about the field {quote(complaint)}, not this study's limit, {where}"
     forward = cues("roles", "forward").find(sentence)
     if forward:
