@@ -37,8 +37,12 @@ def cmd_inspect(args, settings) -> int:
     records, problems = inspect_paths(args.paths)
     for problem in problems:
         print(problem, file=sys.stderr)
-    for record in records:
-        print(as_json_line(record) if args.json else render(record) + "\n")
+    try:
+        for record in records:
+            print(as_json_line(record) if args.json else render(record) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `inspect … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if any(p.severity == "error" for p in problems) else 0
 
 
