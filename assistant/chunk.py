@@ -9,6 +9,7 @@ import re
 
 from llama_index.core.schema import TextNode
 
+from .store import UnitId
 from .study import Role, Study
 
 CHUNKING_VERSION = 1
@@ -43,7 +44,7 @@ def chunk_study(study: Study) -> list[TextNode]:
     for role in dict.fromkeys(s.role for s in study.sections):  # roles in reading order
         for position, text in enumerate(units(study, role)):
             nodes.append(TextNode(
-                id_=f"{study.id}::{role.value}::{position}",
+                id_=UnitId(study.id, role, position).key(),
                 text=text,
                 metadata={"title": study.title, "study_id": study.id, "year": study.year or 0,
                           "role": role.value,

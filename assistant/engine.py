@@ -5,8 +5,9 @@ import time
 from dataclasses import replace
 
 from .answer import ANSWERED, NO_EVIDENCE, OUT_OF_SCOPE, SAFETY, Answer
-from .compose import compose
+from .compose import LIMITS, compose
 from .embed import embed_texts
+from .evidence import gather
 from .followup import Conversation
 from .gate import EvidenceCheck, Scope
 from .present import to_markdown
@@ -14,6 +15,8 @@ from .prompts import table
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
+from .understand import understand
+from .writer import TemplateWriter
 
 
 class Assistant:
@@ -24,6 +27,7 @@ class Assistant:
         self.scope = Scope(settings.embedding_model, settings.embed_batch_size)
         self.safety.load()  # load the model and embed the intents now, not on question one
         self.scope.load()
+        self.writer = TemplateWriter()
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
                                       settings.min_term_coverage, settings.strong_similarity)
 
@@ -37,19 +41,18 @@ class Assistant:
         # Undecodable bytes from a terminal become '?', typographic apostrophes plain ones.
         question = " ".join(question.encode("utf-8", "replace").decode("utf-8").replace("’", "'").split())
         resolved = conversation.resolve(question) if conversation else None
-        search_text = resolved.text if resolved else question
+        asked = resolved.text if resolved else question
+        understood = understand(asked)
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         question_vector, search_vector, topic_vector = self._embed(
-            [question, search_text, self.evidence.topic(search_text)])
+            [question, understood.search_text, understood.topic])
         safety = self.safety.check(question, question_vector, mode)
         in_scope = safety.urgent or self.scope.check(question, question_vector)[0]
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
-            in_scope = self.scope.check(search_text, search_vector)[0]
-        gated = time.perf_counter()
-        timings = {"gate": (gated - started) * 1000}
-
+            in_scope = self.scope.check(asked, search_vector)[0]
+        timings = {"gate": (time.perf_counter() - started) * 1000}
         if safety.urgent:
             answer = self._crisis(question, safety)
         elif not in_scope:
@@ -57,32 +60,49 @@ class Assistant:
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
-            hits = self.library.retrieve(search_text, search_vector, filters, top_k=self.settings.top_k)
-            retrieved = time.perf_counter()
-            timings["retrieve"] = (retrieved - gated) * 1000
-            relevant, _ = self.evidence.relevant(search_text, topic_vector, hits)
-            # A question that points at the study just cited ("was it replicated?") is answered from
-            # that study's own sections even when its words are not in it.
-            if not (relevant or (hits and filters.study_ids)):
-                answer = self._fixed(question, NO_EVIDENCE)
-            else:
-                answer = compose(search_text, search_vector, hits, self.library, mode)
-                answer.question = question
-                answer.notes = self._advice_notes(safety)
-            timings["compose"] = (time.perf_counter() - retrieved) * 1000
-            # Never silent: resources come first, above whatever answer follows.
-            answer.notes[:0] = self._safety_notes(safety)
-        notes = table("answer")["notes"]
-        answer.notes.append(notes["medical"])
-        if search_text != question:
-            answer.resolved_question = search_text
+            answer = self._research(question, understood, search_vector, topic_vector, filters, mode, timings)
+            answer.notes = self._safety_notes(safety) + self._advice_notes(safety) + answer.notes
+        answer.notes.append(table("answer")["notes"]["medical"])
+        answer.question_type = understood.question_type
+        answer.subject = understood.subject
+        if asked != question:
+            answer.resolved_question = asked
         answer.answer_markdown = to_markdown(answer, mode)
         if conversation is not None and answer.status == ANSWERED:
-            conversation.add(question, search_text, [s.study.id for s in answer.sources])
+            conversation.add(question, asked, [s.study.id for s in answer.sources])
         timings.setdefault("retrieve", 0.0)
         timings.setdefault("compose", 0.0)
         timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
+        return answer
+
+    def _research(self, question, understood, search_vector, topic_vector, filters, mode, timings) -> Answer:
+        """Retrieve, check that the evidence speaks to the subject, gather it, compose the answer."""
+        began = time.perf_counter()
+        hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
+        timings["retrieve"] = (time.perf_counter() - began) * 1000
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits)
+        # A question that points at the study just cited ("was it replicated?") is answered from
+        # that study's own sections even when its words are not in it.
+        if not (relevant or (hits and filters.study_ids)):
+            answer = self._no_evidence(question, understood, search_vector, topic_vector, filters)
+        else:
+            evidence = gather(understood, search_vector, hits, self.library.store, LIMITS[mode].studies)
+            answer = compose(evidence, mode, self.writer)
+            answer.question = question
+        timings["compose"] = (time.perf_counter() - began) * 1000 - timings["retrieve"]
+        return answer
+
+    def _no_evidence(self, question, understood, search_vector, topic_vector, filters) -> Answer:
+        """A kind, specific refusal: what the library lacks; when filters removed the evidence, say so."""
+        texts = table("answer")["bottom_line"]
+        answer = self._fixed(question, NO_EVIDENCE)
+        answer.bottom_line = texts["no_evidence"].format(subject=understood.subject)
+        if filters.active and not filters.study_ids:
+            unfiltered = self.library.retrieve(understood.search_text, search_vector, Filters(), top_k=self.settings.top_k)
+            if self.evidence.relevant(understood.topic, topic_vector, unfiltered)[0]:
+                answer.bottom_line = texts["no_evidence_filtered"].format(subject=understood.subject, count=len(unfiltered))
+        answer.short_answer = f"{answer.bottom_line} {answer.short_answer}"
         return answer
 
     @staticmethod

@@ -22,6 +22,8 @@ class Scope:
     def _spec(self) -> dict:
         scope = table("gate")["scope"]
         return {"domain": [re.compile(p, re.I) for p in scope["domain_patterns"]],
+                "health": [re.compile(p, re.I) for p in scope["health_patterns"]],
+                "other_disease": re.compile(scope["other_disease"], re.I),
                 "in": embed_texts(scope["in_examples"], self.model, self.batch),
                 "out": embed_texts(scope["out_examples"], self.model, self.batch)}
 
@@ -32,6 +34,8 @@ class Scope:
         spec = self._spec
         if rule := next((p.pattern for p in spec["domain"] if p.search(question)), None):
             return True, f"in scope: rule {rule}"
+        if not spec["other_disease"].search(question) and any(p.search(question) for p in spec["health"]):
+            return True, "in scope: a health question naming no other disease"
         near_in, near_out = float(np.max(spec["in"] @ vector)), float(np.max(spec["out"] @ vector))
         return near_in > near_out, f"scope: in {near_in:.2f} vs out {near_out:.2f}"
 
@@ -80,8 +84,7 @@ class EvidenceCheck:
         if not hits:
             return False, "nothing retrieved"
         # Only the studies the filters let through count: their units, their words.
-        rows = np.concatenate([self.library.study_rows[h.study.id] for h in hits])
-        topic = float(np.max(self.library.vectors[rows] @ topic_vector))
+        topic = max(self.library.store.best(h.study.id, topic_vector) for h in hits)
         coverage = self.coverage(question, hits[:3])
         # A strong overall match may stand in for a low word overlap (paraphrase), but not for none.
         ok = topic >= self.min_topic and coverage > 0 and (

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .index import IndexMissing, live_build
+from .store import FaissUnitStore
 from .study import Pem, Study
 
 
@@ -88,12 +89,9 @@ class Library:
         # composing), so the index never embeds anything itself.
         index = load_index_from_storage(storage, embed_model=MockEmbedding(embed_dim=dim))
         faiss_index = store.client
-        self.vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
-        self.row = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}
-        rows_by_study: dict[str, list[int]] = {}
-        for node_id, row in self.row.items():
-            rows_by_study.setdefault(node_id.split("::", 1)[0], []).append(row)
-        self.study_rows = {sid: np.array(rows) for sid, rows in rows_by_study.items()}
+        rows = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}
+        texts = {node_id: node.get_content() for node_id, node in storage.docstore.docs.items()}
+        self.store = FaissUnitStore(faiss_index.reconstruct_n(0, faiss_index.ntotal), rows, texts, self.studies)
         total = max(1, faiss_index.ntotal)
         bm25_dir = build / "bm25"
 
@@ -108,9 +106,6 @@ class Library:
         # Filters are applied after retrieval (FAISS has none), so a filtered search fetches everything.
         self._retrievers = (retrievers(min(candidates, total)), retrievers(total))
 
-    def similarity(self, query_vector: np.ndarray, node_id: str) -> float:
-        return float(self.vectors[self.row[node_id]] @ query_vector)
-
     def retrieve(self, question: str, query_vector: np.ndarray, filters: Filters = Filters(),
                  top_k: int = 5, per_study: int = 6, method: str = "fused") -> list[StudyHit]:
         """Studies ranked for the question. `method` dense or bm25 serves the baselines in evals."""
@@ -124,7 +119,7 @@ class Library:
             study = self.studies[meta["study_id"]]
             if not filters.admits(study):
                 continue
-            sim = self.similarity(query_vector, result.node.node_id)
+            sim = self.store.best_unit(result.node.node_id, query_vector)
             # A study ranks by its best unit, so a long entry cannot win on its number of units.
             hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=result.score or 0.0))
             hit.relevance = max(hit.relevance, sim)

@@ -1,0 +1,172 @@
+"""Stage 6, evidence: what the retrieved studies say about the question, ranked once.
+
+An `EvidenceSet` holds, per cited study, its units per role (ranked by similarity to the question) and
+its profile: design, participants, PEM criterion, whether it tested the subject itself, and the
+direction of its relevant finding. Compose, verify and the writers read only this; the verdict and
+the disagreements are derived from the profiles."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from .prompts import table
+from .store import ScoredUnit, UnitStore
+from .study import Role, Study
+from .understand import GENERIC, Understanding
+
+POSITIVE = {"benefit", "higher", "lower", "present"}
+NEGATIVE = {"no_benefit", "no_difference", "absent"}
+PEOPLE = r"(people|patients|participants|adults|children|adolescents|controls|cases|women|men|volunteers|individuals|cell lines|lines|veterans|mice|survivors)"
+
+
+@dataclass
+class Profile:
+    design: str | None
+    participants: int | None
+    pem: str
+    tested: bool
+    direction: str
+    finding: ScoredUnit | None
+
+
+@dataclass
+class StudyEvidence:
+    study: Study
+    n: int  # the citation number
+    relevance: float
+    units: dict[Role, list[ScoredUnit]]
+    profile: Profile
+
+    def top(self, role: Role, k: int) -> list[ScoredUnit]:
+        return self.units.get(role, [])[:k]
+
+
+@dataclass
+class EvidenceSet:
+    question: str
+    understanding: Understanding
+    studies: list[StudyEvidence] = field(default_factory=list)
+
+    @property
+    def tested(self) -> list[StudyEvidence]:
+        return [s for s in self.studies if s.profile.tested]
+
+
+@cache
+def _spec() -> dict:
+    spec = table("evidence")
+    return {"directions": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["directions"].items()],
+            "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
+            "dangling": re.compile(spec["profile"]["dangling"], re.I)}
+
+
+def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitStore, max_studies: int,
+           margin: float = 0.12) -> EvidenceSet:
+    """The studies that speak to the subject (best first, a weak match only when nothing better),
+    each with its units ranked by similarity to the question and its profile."""
+    evidence = EvidenceSet(understanding.search_text, understanding)
+    terms = subject_terms(understanding)
+    if not hits:
+        return evidence
+    best = max(h.relevance for h in hits)
+    speaking = [h for h in hits if mentions(h.study, terms, store, query)] or hits[:1]
+    chosen = [h for h in speaking if h.relevance >= best - margin or h is speaking[0]][:max_studies]
+    for n, hit in enumerate(chosen, start=1):
+        units = {role: store.units(hit.study.id, role, query) for role in Role}
+        evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, units, profile(hit.study, units, terms)))
+    return evidence
+
+
+def subject_terms(understanding: Understanding) -> set[str]:
+    """The subject's content words, stemmed crudely (plural s), for 'does this study speak to it?'."""
+    words = re.findall(r"[a-z0-9][a-z0-9-]+", f"{understanding.subject} {understanding.topic}".lower())
+    return {_stem(w) for w in words if w not in GENERIC and len(w) > 2}
+
+
+def mentions(study: Study, terms: set[str], store: UnitStore, query: np.ndarray) -> bool:
+    if not terms:
+        return True
+    text = " ".join([study.title, *(u.text for role in (Role.SUMMARY, Role.OBSERVED, Role.INFERRED)
+                                    for u in store.units(study.id, role, query))]).lower()
+    found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text)}
+    return bool(terms & found)
+
+
+def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: set[str]) -> Profile:
+    spec = _spec()
+    finding = lead_unit(units.get(Role.OBSERVED, []), terms)
+    about = finding is not None and _has_terms(finding.text, terms)
+    tested = study.study_type not in spec["untested"] and (about or _has_terms(study.title, terms))
+    return Profile(design=study.study_type, participants=participants(study.participants), pem=study.pem.value,
+                   tested=tested, direction=direction(finding.text) if finding else "unclear", finding=finding)
+
+
+def lead_unit(units: list[ScoredUnit], terms: set[str]) -> ScoredUnit | None:
+    """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'."""
+    dangling = _spec()["dangling"]
+    scored = [(u.score + (0.1 if _has_terms(u.text, terms) else 0.0) - (0.2 if dangling.match(u.text) else 0.0), u)
+              for u in units]
+    return max(scored, key=lambda x: x[0])[1] if scored else None
+
+
+def direction(text: str) -> str:
+    for name, patterns in _spec()["directions"]:
+        if any(p.search(text) for p in patterns):
+            return name
+    return "unclear"
+
+
+def participants(text: str | None) -> int | None:
+    """People counted in a participants line ('46 people with ME/CFS (35 who …), 26 healthy controls' -> 72)."""
+    if not text:
+        return None
+    outside = re.sub(r"\([^)]*\)", " ", text)
+    pattern = rf"\b(\d[\d,]*)\s+(?:[\w/-]+\s+){{0,3}}?{PEOPLE}\b"
+    counts = [int(m.group(1).replace(",", "")) for m in re.finditer(pattern, outside, re.I)]
+    return sum(counts) or None
+
+
+def verdict(evidence: EvidenceSet) -> str:
+    """What the cited evidence supports about the subject (DESIGN.md's table)."""
+    spec, kind = _spec(), evidence.understanding.question_type
+    if not evidence.studies:
+        return "none"
+    tested = evidence.tested
+    if not tested:
+        return "not_studied"
+    directions = {s.profile.direction for s in tested} - {"unclear"}
+    controlled = [s for s in tested if s.profile.design in spec["controlled"]]
+    if evidence.understanding.premise and (directions & NEGATIVE or kind in ("cause", "mechanism", "experience")):
+        return "premise_false"
+    if directions & POSITIVE and directions & NEGATIVE:
+        return "mixed"
+    if kind == "treatment":
+        trials = [s for s in controlled if s.profile.design == "rct"]
+        if trials and all(s.profile.direction in NEGATIVE | {"harm"} for s in trials):
+            return "not_supported"
+        large = [s for s in trials if s.profile.direction == "benefit" and (s.profile.participants or 0) >= 100]
+        return "supported" if large else "limited"
+    if kind == "cause" and directions & POSITIVE:
+        return "associated_not_causal"
+    if len(controlled) >= 2 and directions and directions <= POSITIVE:
+        return "supported"
+    return "limited"
+
+
+def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvidence]]:
+    """Pairs of tested studies whose relevant findings point in opposite directions."""
+    tested = evidence.tested
+    return [(a, b) for i, a in enumerate(tested) for b in tested[i + 1:]
+            if a.profile.direction in POSITIVE and b.profile.direction in NEGATIVE
+            or a.profile.direction in NEGATIVE and b.profile.direction in POSITIVE]
+
+
+def _has_terms(text: str, terms: set[str]) -> bool:
+    return bool(terms & {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())})
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 4 else word

@@ -1,0 +1,108 @@
+"""Stage 7, write: the bottom line and the short answer, from the evidence set and its verdict.
+
+A `Writer` is a seam: the deterministic template writer here is the default and the fallback; an LLM
+writer can sit behind the same seam, its sentences checked by verify.py. Every sentence this writer
+produces either carries a citation or is a fixed sentence from prompts/answer.toml."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .evidence import EvidenceSet, StudyEvidence, disagreements
+from .present import as_sentence
+from .prompts import table
+from .study import Role
+from .understand import warm_sentence
+
+
+@dataclass
+class Written:
+    bottom_line: str
+    short_answer: str
+    fixed: list[str] = field(default_factory=list)  # uncited sentences taken from prompts/, for verify
+
+
+class Writer(Protocol):
+    name: str
+
+    def write(self, evidence: EvidenceSet, verdict: str, mode: str) -> Written: ...
+
+
+class TemplateWriter:
+    """Deterministic, offline: plain templates filled from the evidence profiles and quotes."""
+
+    name = "extractive"
+
+    def write(self, evidence: EvidenceSet, verdict: str, mode: str) -> Written:
+        texts = table("answer")
+        frame = self._frame(evidence, verdict, texts)
+        fixed = [frame, warm_sentence()]
+        bottom = f"{frame} {self._lead_sentence(evidence, verdict, texts, budget=texts['bottom_line']['max_words'] - _words(frame))}"
+        if evidence.understanding.emotional:
+            bottom = f"{warm_sentence()} {bottom}"
+        return Written(bottom.strip(), self._short(evidence, texts), fixed)
+
+    def _frame(self, evidence: EvidenceSet, verdict: str, texts: dict) -> str:
+        """The plain answer and its strength, from the verdict (no quote, no citation)."""
+        t, u = texts["bottom_line"], evidence.understanding
+        key = "not_studied_treatment" if verdict == "not_studied" and u.question_type == "treatment" else verdict
+        controlled = [s for s in evidence.tested if s.profile.design in ("rct", "case-control", "cohort", "systematic-review")]
+        return t.get(key, t["limited"]).format(subject=u.subject, Subject=u.subject[:1].upper() + u.subject[1:],
+                                               count=_count(len(controlled)))
+
+    def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
+        """The study the answer rests on, cited: its finding in its own words when that fits the
+        45-word budget, else what it found in plain words, else a pointer to the blocks below."""
+        t = texts["bottom_line"]
+        lead = (evidence.tested or evidence.studies)[0]
+        fill = _describe(lead, texts)
+        if lead.profile.finding:
+            template = t["quote" if lead.profile.tested else "quote_untested"]
+            sentence = template.format(**fill, finding=as_sentence(lead.profile.finding.text))
+            if _words(sentence) <= budget:
+                return sentence
+        if lead.profile.direction != "unclear" and _words(t["found"].format(**fill)) <= budget:
+            return t["found"].format(**fill)
+        return t["see_below"].format(**fill)
+
+    def _short(self, evidence: EvidenceSet, texts: dict) -> str:
+        """One plain sentence per cited study (what it found, or that it did not test the subject),
+        the disagreements, then what the lead study cannot tell you, in its own words."""
+        t = texts["short_plain"]
+        parts = [t["tested" if s.profile.tested else "untested"].format(**_describe(s, texts)) for s in evidence.studies]
+        for a, b in disagreements(evidence)[:1]:
+            da, db = _describe(a, texts), _describe(b, texts)
+            parts.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
+        parts += [texts["short"]["retracted"].format(n=s.n) for s in evidence.studies if s.study.retracted]
+        lead = (evidence.tested or evidence.studies)[0]
+        if limits := lead.top(Role.NOT_PROVEN, 1):
+            parts.append(t["limits"].format(text=cited(limits[0].text, lead.n)))
+        return " ".join(parts)
+
+
+def _describe(study: StudyEvidence, texts: dict) -> dict:
+    kinds, p = texts["plain_kinds"], study.profile
+    design = p.design or "other"
+    kind = kinds.get(design, kinds["other"])
+    if "{n}" in kind:
+        kind = kind.format(n=p.participants) if p.participants else kinds.get(f"{design}_unknown", kinds["other"])
+    return {"lead": kind, "Lead": kind[:1].upper() + kind[1:], "cites": f"[{study.n}]",
+            "dir": texts["plain_directions"].get(p.direction, texts["plain_directions"]["unclear"])}
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _cites(studies: list[StudyEvidence]) -> str:
+    return "".join(f"[{s.n}]" for s in studies)
+
+
+def _count(n: int) -> str:
+    return ["no", "one", "two", "three", "four", "five"][n] if n < 6 else str(n)
+
+
+def cited(text: str, n: int) -> str:
+    """'Some text.' -> 'Some text [1].'"""
+    text = as_sentence(text)
+    return f"{text[:-1]} [{n}]{text[-1]}"
