@@ -29,7 +29,7 @@ class Assistant:
         self.scope.load()
         self.writer = TemplateWriter()
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
-                                      settings.min_term_coverage, settings.strong_similarity)
+                                      settings.min_term_coverage, settings.strong_similarity, settings.embedding_model)
 
     def _embed(self, texts: list[str]):
         return embed_texts(texts, self.settings.embedding_model, self.settings.embed_batch_size)

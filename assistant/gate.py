@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -48,11 +49,14 @@ class EvidenceCheck:
     to the closest unit, and the share of the topic's informative words (IDF-weighted, stemmed) that
     a retrieved study contains. Thresholds are calibrated on evals/ (see README)."""
 
-    def __init__(self, library, min_topic: float, min_coverage: float, strong: float):
+    min_topic_everyday = 0.2  # topic similarity enough for everyday wording with no missing name
+
+    def __init__(self, library, min_topic: float, min_coverage: float, strong: float, model: str = ""):
         import Stemmer
         from bm25s.stopwords import STOPWORDS_EN
 
         self.library, self.min_topic, self.min_coverage, self.strong = library, min_topic, min_coverage, strong
+        self.model = model
         self.stem = Stemmer.Stemmer("english").stemWords
         self.generic = set(table("gate")["evidence"]["generic_words"]) | set(STOPWORDS_EN) | STOP_EXTRA
         self.terms = {sid: set(self.stem(_words(" ".join(
@@ -89,7 +93,25 @@ class EvidenceCheck:
         # A strong overall match may stand in for a low word overlap (paraphrase), but not for none.
         ok = topic >= self.min_topic and coverage > 0 and (
             coverage >= self.min_coverage or hits[0].relevance >= self.strong)
-        return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}"
+        missing = self.missing(question)
+        # Everyday wording ("why do my legs feel like lead") is not a reason to refuse: without a named
+        # subject that no study contains, a related study answers.
+        if not ok and not missing and topic >= self.min_topic_everyday:
+            ok = True
+        return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
+
+    def missing(self, question: str) -> list[str]:
+        """Named or technical words of the question that no study contains ('hyperbaric', 'ampligen').
+        A word the embedding model knows as one whole token is everyday language, not a name."""
+        words = [w for w in _words(question) if w not in self.generic and len(w) > 2]
+        return [w for w, t in zip(words, self.stem(words)) if not self.df.get(t) and w not in self.vocabulary]
+
+    @cached_property
+    def vocabulary(self) -> set[str]:
+        from .embed import model_path
+
+        vocab = Path(model_path(self.model)) / "vocab.txt"
+        return set(vocab.read_text(encoding="utf-8").split()) if vocab.is_file() else set()
 
 
 STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "should", "would", "will",
