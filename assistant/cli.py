@@ -112,7 +112,7 @@ def _batch_questions(path: Path) -> list[tuple[str, list[str]]]:
 def cmd_ask(args, settings) -> int:
     """gate -> retrieve -> compose -> present, for one question or a batch."""
     from .followup import Conversation
-    from .present import to_terminal
+    from .present import table_csv, table_markdown, to_terminal
 
     if bool((args.question or "").strip()) == bool(args.batch):
         raise UserError("give either a QUESTION (not empty) or --batch FILE")
@@ -125,6 +125,9 @@ def cmd_ask(args, settings) -> int:
         for earlier in history:
             assistant.ask(earlier, args.mode, _filters(args), conversation)
         answer = assistant.ask(question, args.mode, _filters(args), conversation)
+        if args.table:  # the evidence table alone, for a spreadsheet or a report
+            print(table_csv(answer) if args.table == "csv" else table_markdown(answer), flush=True)
+            continue
         print(json.dumps(answer.contract(), ensure_ascii=False) if args.json
               else to_terminal(answer, args.mode or settings.mode), flush=True)
         if not args.json and len(questions) > 1:
@@ -135,7 +138,7 @@ def cmd_ask(args, settings) -> int:
 def cmd_chat(args, settings) -> int:
     """A conversation in the terminal; follow-ups are resolved against earlier turns."""
     from .followup import Conversation
-    from .present import to_terminal
+    from .present import table_csv, table_markdown, to_terminal
 
     assistant = _open_assistant(settings)
     conversation, mode = Conversation(), args.mode or settings.mode
@@ -235,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", help="the question, in plain words")
     ask.add_argument("--batch", type=Path, help="a file of questions: plain lines or JSONL with 'question'")
     ask.add_argument("--json", action="store_true", help="print the answer contract as JSON")
+    ask.add_argument("--table", choices=["csv", "md"], help="print only the evidence table, as CSV or Markdown")
     _add_answer_options(ask)
     ask.set_defaults(run=cmd_ask)
 

@@ -52,7 +52,9 @@ class EvidenceSet:
 
     @property
     def tested(self) -> list[StudyEvidence]:
-        return [s for s in self.studies if s.profile.tested]
+        """Studies that tested or measured the subject, those with a clear finding first."""
+        tested = [s for s in self.studies if s.profile.tested]
+        return sorted(tested, key=lambda s: s.profile.direction == "unclear")
 
 
 @cache
@@ -60,7 +62,8 @@ def _spec() -> dict:
     spec = table("evidence")
     return {"directions": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["directions"].items()],
             "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
-            "dangling": re.compile(spec["profile"]["dangling"], re.I)}
+            "dangling": re.compile(spec["profile"]["dangling"], re.I),
+            "not_tested": re.compile(spec["profile"]["not_tested"], re.I)}
 
 
 def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitStore, max_studies: int,
@@ -80,34 +83,47 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     return evidence
 
 
-def subject_terms(understanding: Understanding) -> set[str]:
-    """The subject's content words, stemmed crudely (plural s), for 'does this study speak to it?'."""
-    words = re.findall(r"[a-z0-9][a-z0-9-]+", f"{understanding.subject} {understanding.topic}".lower())
-    return {_stem(w) for w in words if w not in GENERIC and len(w) > 2}
+@dataclass(frozen=True)
+class Terms:
+    """What 'speaks to the subject' means: every word of a named subject ('low-dose naltrexone', not
+    'low-dose rapamycin'), or any content word of a loosely worded one."""
+    words: frozenset[str]
+    every: bool
+
+    def found_in(self, text: str) -> bool:
+        if not self.words:
+            return True
+        found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())}
+        return self.words <= found if self.every else bool(self.words & found)
 
 
-def mentions(study: Study, terms: set[str], store: UnitStore, query: np.ndarray) -> bool:
-    if not terms:
-        return True
-    text = " ".join([study.title, *(u.text for role in (Role.SUMMARY, Role.OBSERVED, Role.INFERRED)
-                                    for u in store.units(study.id, role, query))]).lower()
-    found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text)}
-    return bool(terms & found)
+def subject_terms(understanding: Understanding) -> Terms:
+    source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
+    words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
+    return Terms(frozenset(words), understanding.named)
 
 
-def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: set[str]) -> Profile:
+def mentions(study: Study, terms: Terms, store: UnitStore, query: np.ndarray) -> bool:
+    return terms.found_in(" ".join([study.title, *(u.text for role in (Role.SUMMARY, Role.OBSERVED, Role.INFERRED)
+                                                   for u in store.units(study.id, role, query))]))
+
+
+def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> Profile:
     spec = _spec()
     finding = lead_unit(units.get(Role.OBSERVED, []), terms)
-    about = finding is not None and _has_terms(finding.text, terms)
-    tested = study.study_type not in spec["untested"] and (about or _has_terms(study.title, terms))
+    about = finding is not None and terms.found_in(finding.text) and not spec["not_tested"].search(finding.text)
+    # A named subject must be in the study's finding or title; for loosely worded questions the
+    # study's best-matching finding is about the question if the study measured anything at all.
+    empirical = study.study_type not in spec["untested"]
+    tested = empirical and (about or terms.found_in(study.title) or (not terms.every and finding is not None))
     return Profile(design=study.study_type, participants=participants(study.participants), pem=study.pem.value,
                    tested=tested, direction=direction(finding.text) if finding else "unclear", finding=finding)
 
 
-def lead_unit(units: list[ScoredUnit], terms: set[str]) -> ScoredUnit | None:
+def lead_unit(units: list[ScoredUnit], terms: Terms) -> ScoredUnit | None:
     """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'."""
     dangling = _spec()["dangling"]
-    scored = [(u.score + (0.1 if _has_terms(u.text, terms) else 0.0) - (0.2 if dangling.match(u.text) else 0.0), u)
+    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling.match(u.text) else 0.0), u)
               for u in units]
     return max(scored, key=lambda x: x[0])[1] if scored else None
 
@@ -139,9 +155,9 @@ def verdict(evidence: EvidenceSet) -> str:
         return "not_studied"
     directions = {s.profile.direction for s in tested} - {"unclear"}
     controlled = [s for s in tested if s.profile.design in spec["controlled"]]
-    if evidence.understanding.premise and (directions & NEGATIVE or kind in ("cause", "mechanism", "experience")):
+    if evidence.understanding.premise:
         return "premise_false"
-    if directions & POSITIVE and directions & NEGATIVE:
+    if _opposed(controlled):
         return "mixed"
     if kind == "treatment":
         trials = [s for s in controlled if s.profile.design == "rct"]
@@ -151,9 +167,15 @@ def verdict(evidence: EvidenceSet) -> str:
         return "supported" if large else "limited"
     if kind == "cause" and directions & POSITIVE:
         return "associated_not_causal"
-    if len(controlled) >= 2 and directions and directions <= POSITIVE:
+    people = sum(s.profile.participants or 0 for s in controlled if s.profile.direction in POSITIVE)
+    if len(controlled) >= 2 and directions and directions <= POSITIVE and people >= 200:
         return "supported"
     return "limited"
+
+
+def _opposed(studies: list[StudyEvidence]) -> bool:
+    directions = {s.profile.direction for s in studies}
+    return bool(directions & POSITIVE and directions & NEGATIVE)
 
 
 def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvidence]]:
@@ -162,10 +184,6 @@ def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvide
     return [(a, b) for i, a in enumerate(tested) for b in tested[i + 1:]
             if a.profile.direction in POSITIVE and b.profile.direction in NEGATIVE
             or a.profile.direction in NEGATIVE and b.profile.direction in POSITIVE]
-
-
-def _has_terms(text: str, terms: set[str]) -> bool:
-    return bool(terms & {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())})
 
 
 def _stem(word: str) -> str:

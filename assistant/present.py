@@ -49,13 +49,50 @@ def link(source: Source) -> str | None:
     return f"https://doi.org/{s.doi}" if s.doi else s.url
 
 
+def evidence_rows(answer: Answer) -> list[list[str]]:
+    """The evidence table as rows of text, header first (Markdown, terminal, CSV and web share it)."""
+    words = table("answer")["table"]
+    rows = [list(words["columns"])]
+    for r in answer.evidence_table:
+        rows.append([f"[{r.n}]", STUDY_TYPES.get(r.design or "other", "Other"), str(r.participants or "not stated"),
+                     r.pem.replace("_", " "), words["yes"] if r.tested else words["no"], r.direction.replace("_", " "),
+                     r.finding])
+    return rows
+
+
+def table_markdown(answer: Answer) -> str:
+    rows = evidence_rows(answer)
+    cell = lambda t: t.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(rows[0]))
+    return "\n".join(lines)
+
+
+def table_csv(answer: Answer) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out).writerows(evidence_rows(answer))
+    return out.getvalue()
+
+
+def verdict_words(answer: Answer) -> str:
+    return table("answer")["verdicts"].get(answer.verdict, "")
+
+
 def to_markdown(answer: Answer, mode: str = "patient") -> str:
     headings = table("answer")["headings"]
     if answer.status != ANSWERED:
         # Resources and advice limits first, then the fixed text, then the not-medical-advice line.
         return "\n\n".join([*(f"> {n}" for n in answer.notes[:-1]), answer.short_answer, f"_{answer.notes[-1]}_"])
-    out = [f"> {note}" for note in answer.notes[:-1]]  # dose / diagnosis limits come first
+    out = [f"> {note}" for note in answer.notes[:-1]]  # resources, dose / diagnosis limits come first
+    out.append(f"**{headings['bottom_line']}:** {answer.bottom_line} _({verdict_words(answer)})_")
     out.append(f"**{headings['short']}:** {answer.short_answer}")
+    if answer.disagreements:
+        out.append(f"#### {headings['disagreements']}\n" + "\n".join(f"- {d.text}" for d in answer.disagreements))
+    if mode == "clinician" and answer.evidence_table:
+        out.append(f"#### {headings['evidence_table']}\n{table_markdown(answer)}")
     for _, heading, items in display_blocks(answer):
         out.append(f"#### {heading}\n" + "\n".join(f"- {i.text} {cites(i)}" for i in items))
     refs = []
@@ -74,8 +111,15 @@ def to_terminal(answer: Answer, mode: str = "patient", width: int = 100) -> str:
                                                  subsequent_indent=" " * len(indent))
     if answer.status != ANSWERED:
         return "\n\n".join([*answer.notes[:-1], answer.short_answer, answer.notes[-1]])
-    out = [wrap(note) for note in answer.notes[:-1]]  # dose / diagnosis limits come first
+    out = [wrap(note) for note in answer.notes[:-1]]  # resources, dose / diagnosis limits come first
+    out.append(wrap(f"{headings['bottom_line']}: {answer.bottom_line} ({verdict_words(answer)})"))
     out.append(wrap(f"{headings['short']}: {answer.short_answer}"))
+    if answer.disagreements:
+        out.append(headings["disagreements"] + "\n" + "\n".join(wrap(d.text, "  • ") for d in answer.disagreements))
+    if mode == "clinician" and answer.evidence_table:
+        rows = evidence_rows(answer)
+        out.append(headings["evidence_table"] + "\n" + "\n".join(
+            wrap(" · ".join(f"{h}: {c}" for h, c in zip(rows[0][1:], row[1:])), f"  {row[0]} ") for row in rows[1:]))
     for _, heading, items in display_blocks(answer):
         out.append(heading + "\n" + "\n".join(wrap(f"{i.text} {cites(i)}", "  • ") for i in items))
     refs = []

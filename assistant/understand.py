@@ -20,6 +20,7 @@ class Understanding:
     topic: str  # the subject words alone, without conversation, for the evidence check
     premise: bool  # presupposes something ("why does GET cure ME?"): checked against the evidence
     emotional: bool  # open with a warm sentence
+    named: bool = False  # the subject is a term from the lexicon ("low-dose naltrexone"), not loose words
 
 
 @cache
@@ -52,6 +53,7 @@ def understand(question: str) -> Understanding:
         topic=topic,
         premise=any(p.search(question) for p in lex["premise"]),
         emotional=any(p.search(question) for p in lex["emotion"]),
+        named=bool(named),
     )
 
 

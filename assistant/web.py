@@ -19,7 +19,7 @@ import gradio as gr
 from .answer import ANSWERED, Answer, Source
 from .followup import Conversation
 from .index import IndexMissing
-from .present import display_blocks, link
+from .present import display_blocks, evidence_rows, link, verdict_words
 from .prompts import table
 from .retrieve import Filters
 from .settings import Settings
@@ -155,8 +155,15 @@ def answer_parts(answer: Answer, mode: str, key: str, notes: list[str]) -> list[
     lead = "".join(f'<p class="note">{esc(n)}</p>' for n in [*notes, *answer.notes[:-1]])
     if answer.resolved_question:
         lead += f'<p class="note">{esc(texts()["understood"].format(text=answer.resolved_question))}</p>'
-    parts = [f'<div class="atlas-answer">{lead}<p class="short"><strong>{esc(heading["short"])}:</strong> '
+    parts = [f'<div class="atlas-answer">{lead}<p class="bottom-line"><strong>{esc(heading["bottom_line"])}:</strong> '
+             f'{cite_links(esc(answer.bottom_line), key, known)} <em class="verdict">({esc(verdict_words(answer))})</em></p>'
+             f'<p class="short"><strong>{esc(heading["short"])}:</strong> '
              f'{cite_links(esc(answer.short_answer), key, known)}</p>']
+    if answer.disagreements:
+        rows = "".join(f"<li>{cite_links(esc(d.text), key, known)}</li>" for d in answer.disagreements)
+        parts.append(f'<div class="disagreements"><strong>{esc(heading["disagreements"])}</strong><ul>{rows}</ul></div>')
+    if answer.evidence_table:
+        parts.append(evidence_table_html(answer, mode, key, known))
     opened = " open" if mode == "clinician" else ""
     for name, title, items in display_blocks(answer):
         rows = "".join(f"<li>{esc(i.text)} {cites(i)}</li>" for i in items)
@@ -168,6 +175,18 @@ def answer_parts(answer: Answer, mode: str, key: str, notes: list[str]) -> list[
                  f'<span class="count">({len(answer.sources)})</span></summary>{cards}</details>')
     parts.append(f'<p class="medical"><em>{esc(answer.notes[-1])}</em></p></div>')
     return parts
+
+
+def evidence_table_html(answer: Answer, mode: str, key: str, known: set[int]) -> str:
+    """The clinician's evidence table: one row per cited study (open in clinician mode)."""
+    header, *rows = evidence_rows(answer)
+    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cite_links(esc(c), key, known) if i == 0 else esc(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    opened = " open" if mode == "clinician" else ""
+    return (f'<details class="atlas-block evidence-table"{opened}><summary><strong>'
+            f'{esc(table("answer")["headings"]["evidence_table"])}</strong></summary>'
+            f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>')
 
 
 def answer_markdown(result: Answer | str, notes: list[str]) -> str:
