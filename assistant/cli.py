@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 import os
 import sys
 from pathlib import Path
@@ -173,6 +174,12 @@ def cmd_eval(args, settings) -> int:
         questions = read_questions(args.set)
     except ValueError as err:
         raise UserError(str(err)) from None
+    if args.split:
+        questions = [q for q in questions if q.get("split") == args.split]
+    if questions and "text" in questions[0]:
+        return _eval_safety(args, settings, questions)
+    if questions and "key_studies" in questions[0]:
+        return _eval_answers(args, settings, questions)
     summary = build_index(args.corpus or settings.corpus, settings, progress=not args.json)
     print(f"index: {summary.studies} studies ({summary.embedded_chunks} chunks embedded, "
           f"{summary.reused_chunks} reused)", file=sys.stderr)
@@ -185,6 +192,35 @@ def cmd_eval(args, settings) -> int:
         print(json.dumps(run.summary))
     else:
         print(report.read_text(encoding="utf-8").split("## Retrieval")[0])
+    return 0
+
+
+def _eval_safety(args, settings, items) -> int:
+    """The safety gate on a labelled set (evals/safety.jsonl): no index needed."""
+    from .embed import embed_texts
+    from .safety import SafetyGate
+    from .safety_eval import markdown_report, score_safety
+
+    gate = SafetyGate(lambda texts: embed_texts(texts, settings.embedding_model, settings.embed_batch_size))
+    splits = sorted({i.get("split", "all") for i in items})
+    results = {split: score_safety([i for i in items if i.get("split", "all") == split], gate) for split in splits}
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = args.out / f"{date.today()}-{args.set.stem}.md"
+    report.write_text(markdown_report(args.set.stem, results), encoding="utf-8")
+    print(json.dumps({k: v["summary"] for k, v in results.items()}) if args.json else report.read_text(encoding="utf-8"))
+    return 0
+
+
+def _eval_answers(args, settings, questions) -> int:
+    """Answers that answer (evals/patients.jsonl) over the bundled corpus."""
+    from . import answer_eval
+    from .index import build_index
+
+    build_index(args.corpus or settings.corpus, settings, progress=not args.json)
+    result = answer_eval.score_answers(_open_assistant(settings), questions, progress=not args.json)
+    name = f"{date.today()}-{args.set.stem}" + (f"-{args.split}" if args.split else "")
+    report = answer_eval.write(name, result, args.out)
+    print(json.dumps(result["summary"]) if args.json else f"\nreport: {report}\n" + json.dumps(result["summary"], indent=1))
     return 0
 
 
@@ -259,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
     evaluate.add_argument("--out", type=Path, default=Path("evals/reports"), help="report folder")
     evaluate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    evaluate.add_argument("--split", choices=["dev", "frozen"], help="only this split of the set")
     evaluate.set_defaults(run=cmd_eval)
     return parser
 

@@ -51,19 +51,14 @@ class TemplateWriter:
                                                count=_count(len(controlled)))
 
     def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
-        """The study the answer rests on, cited: its finding in its own words when that fits the
-        45-word budget, else what it found in plain words, else a pointer to the blocks below."""
+        """The study the answer rests on, cited, in plain words: what it found when its direction
+        fits the question, else a pointer to its finding in the blocks below (quotes stay there)."""
         t = texts["bottom_line"]
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
-        if lead.profile.finding:
-            template = t["quote" if lead.profile.tested else "quote_untested"]
-            sentence = template.format(**fill, finding=as_sentence(lead.profile.finding.text))
-            if _words(sentence) <= budget:
-                return sentence
-        if lead.profile.direction != "unclear" and _words(t["found"].format(**fill)) <= budget:
-            return t["found"].format(**fill)
-        return t["see_below"].format(**fill)
+        fits = lead.profile.tested and lead.profile.direction in FITTING.get(evidence.understanding.question_type, FITTING["other"])
+        sentence = t["found"].format(**fill) if fits else t["see_below"].format(**fill)
+        return sentence if _words(sentence) <= budget else ""
 
     def _short(self, evidence: EvidenceSet, texts: dict) -> str:
         """One plain sentence per cited study (what it found, or that it did not test the subject),
@@ -80,14 +75,21 @@ class TemplateWriter:
         return " ".join(parts)
 
 
+# Directions that answer a question of each type in plain words ("it helped" answers a treatment
+# question, not a question about a mechanism).
+FITTING = {"treatment": {"benefit", "no_benefit", "harm"},
+           "other": {"higher", "lower", "no_difference", "present", "absent"}}
+
+
 def _describe(study: StudyEvidence, texts: dict) -> dict:
     kinds, p = texts["plain_kinds"], study.profile
     design = p.design or "other"
     kind = kinds.get(design, kinds["other"])
     if "{n}" in kind:
         kind = kind.format(n=p.participants) if p.participants else kinds.get(f"{design}_unknown", kinds["other"])
+    words = {**texts["plain_directions"], **(texts["plain_directions_survey"] if design == "cross-sectional" else {})}
     return {"lead": kind, "Lead": kind[:1].upper() + kind[1:], "cites": f"[{study.n}]",
-            "dir": texts["plain_directions"].get(p.direction, texts["plain_directions"]["unclear"])}
+            "dir": words.get(p.direction, words["unclear"])}
 
 
 def _words(text: str) -> int:
