@@ -6,11 +6,10 @@ question: `shows` only from observed findings, `infers` only from inferred concl
 from remaining questions. The bottom line and short answer come from a `Writer` and are verified."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .answer import ANSWERED, Answer, Disagreement, EvidenceRow, Item, Source
-from .evidence import EvidenceSet, StudyEvidence, disagreements, verdict
+from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, disagreements, verdict
 from .parse.design import design_caveats
 from .prompts import table
 from .study import Role
@@ -31,8 +30,6 @@ LIMITS = {
     "patient": Limits(studies=3, observed=4, inferred=2, not_proven=1, open_questions=2),
     "clinician": Limits(studies=5, observed=8, inferred=4, not_proven=2, open_questions=3),
 }
-CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|lead\w* to|trigger\w*|"
-                         r"root|origin|primary|secondary|consequence)\b", re.I)
 
 
 def is_causal(question: str) -> bool:
@@ -51,9 +48,7 @@ def compose(evidence: EvidenceSet, mode: str = "patient", writer: Writer | None 
     answer.open_questions = _ranked(studies, Role.OPEN_QUESTION, limits.open_questions, "open_question")
     causal = is_causal(evidence.understanding.search_text)
     for s in studies:
-        said = s.top(Role.NOT_PROVEN, 6)
-        if causal:  # a causal question gets the limits that speak to cause first
-            said = sorted(said, key=lambda u: not CAUSAL_CUES.search(u.text))
+        said = s.limits(causal)  # a causal question gets the limits that speak to cause first
         if said:
             answer.does_not_prove += [Item(u.text, "not_proven", [s.n]) for u in said[:limits.not_proven]]
         elif caveats := design_caveats(s.study):

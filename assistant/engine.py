@@ -81,7 +81,7 @@ class Assistant:
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
-        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits)
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.head)
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):
@@ -100,7 +100,7 @@ class Assistant:
         answer.bottom_line = texts["no_evidence"].format(subject=understood.subject)
         if filters.active and not filters.study_ids:
             unfiltered = self.library.retrieve(understood.search_text, search_vector, Filters(), top_k=self.settings.top_k)
-            if self.evidence.relevant(understood.topic, topic_vector, unfiltered)[0]:
+            if self.evidence.relevant(understood.topic, topic_vector, unfiltered, understood.head)[0]:
                 answer.bottom_line = texts["no_evidence_filtered"].format(subject=understood.subject, count=len(unfiltered))
         answer.short_answer = f"{answer.bottom_line} {answer.short_answer}"
         return answer

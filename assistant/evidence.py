@@ -18,6 +18,8 @@ from .study import Role, Study
 from .understand import GENERIC, Understanding
 
 POSITIVE = {"benefit", "higher", "lower", "present"}
+CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|lead\w* to|trigger\w*|"
+                         r"root|origin|primary|secondary|consequence)\b", re.I)
 NEGATIVE = {"no_benefit", "no_difference", "absent"}
 PEOPLE = r"(people|patients|participants|adults|children|adolescents|controls|cases|women|men|volunteers|individuals|cell lines|lines|veterans|mice|survivors)"
 
@@ -42,6 +44,11 @@ class StudyEvidence:
 
     def top(self, role: Role, k: int) -> list[ScoredUnit]:
         return self.units.get(role, [])[:k]
+
+    def limits(self, causal: bool) -> list[ScoredUnit]:
+        """The study's own limits, most relevant first; for a causal question those about cause first."""
+        said = self.units.get(Role.NOT_PROVEN, [])
+        return sorted(said, key=lambda u: not CAUSAL_CUES.search(u.text)) if causal else said
 
 
 @dataclass

@@ -84,7 +84,7 @@ class EvidenceCheck:
         found = set().union(*(self.terms[h.study.id] for h in hits)) if hits else set()
         return sum(idf[t] for t in terms if t in found) / total
 
-    def relevant(self, question: str, topic_vector: np.ndarray, hits) -> tuple[bool, str]:
+    def relevant(self, question: str, topic_vector: np.ndarray, hits, head: str = "") -> tuple[bool, str]:
         if not hits:
             return False, "nothing retrieved"
         # Only the studies the filters let through count: their units, their words.
@@ -96,9 +96,14 @@ class EvidenceCheck:
         missing = self.missing(question)
         # Everyday wording ("why do my legs feel like lead") is not a reason to refuse: without a named
         # subject that no study contains, a related study answers.
-        if not ok and not missing and topic >= self.min_topic_everyday:
+        if not ok and not missing and topic >= self.min_topic_everyday and self.known(head):
             ok = True
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
+
+    def known(self, words: str) -> bool:
+        """Every informative word of the subject ('yoga', 'pregnancy') occurs in some study."""
+        terms = self.stem([w for w in _words(words) if w not in self.generic])
+        return all(self.df.get(t) for t in terms)
 
     def missing(self, question: str) -> list[str]:
         """Named or technical words of the question that no study contains ('hyperbaric', 'ampligen').

@@ -22,6 +22,11 @@ class Understanding:
     emotional: bool  # open with a warm sentence
     named: bool = False  # the subject is a term from the lexicon ("low-dose naltrexone"), not loose words
 
+    @property
+    def head(self) -> str:
+        """The words the subject stands or falls with: all of a named term, else its first word."""
+        return self.subject if self.named else self.subject.split(" ")[0]
+
 
 @cache
 def _lexicon() -> dict:

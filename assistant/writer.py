@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .evidence import EvidenceSet, StudyEvidence, disagreements
+from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, disagreements
 from .present import as_sentence
 from .prompts import table
 from .study import Role
@@ -70,7 +70,8 @@ class TemplateWriter:
             parts.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
         parts += [texts["short"]["retracted"].format(n=s.n) for s in evidence.studies if s.study.retracted]
         lead = (evidence.tested or evidence.studies)[0]
-        if limits := lead.top(Role.NOT_PROVEN, 1):
+        causal = bool(CAUSAL_CUES.search(evidence.understanding.search_text))
+        if limits := lead.limits(causal)[:1]:
             parts.append(t["limits"].format(text=cited(limits[0].text, lead.n)))
         return " ".join(parts)
 
