@@ -47,7 +47,8 @@ class Assistant:
         question_vector, search_vector, topic_vector = self._embed(
             [question, understood.search_text, understood.topic])
         safety = self.safety.check(question, question_vector, mode)
-        in_scope = safety.urgent or self.scope.check(question, question_vector)[0]
+        # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
+        in_scope = safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.

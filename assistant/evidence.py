@@ -185,6 +185,11 @@ def _opposed(studies: list[StudyEvidence]) -> bool:
     return bool(directions & POSITIVE and directions & NEGATIVE)
 
 
+def controlled(evidence: EvidenceSet) -> list[StudyEvidence]:
+    """Tested studies with a comparison group or randomisation."""
+    return [s for s in evidence.tested if s.profile.design in _spec()["controlled"]]
+
+
 def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvidence]]:
     """Pairs of tested studies whose relevant findings point in opposite directions."""
     tested = evidence.tested

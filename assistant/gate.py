@@ -105,6 +105,11 @@ class EvidenceCheck:
         terms = self.stem([w for w in _words(words) if w not in self.generic])
         return all(self.df.get(t) for t in terms)
 
+    def names_in_library(self, question: str) -> bool:
+        """The question uses a technical word (not everyday language) that some study contains."""
+        words = [w for w in _words(question) if w not in self.generic and len(w) > 3 and w not in self.vocabulary]
+        return any(self.df.get(t) for t in self.stem(words))
+
     def missing(self, question: str) -> list[str]:
         """Named or technical words of the question that no study contains ('hyperbaric', 'ampligen').
         A word the embedding model knows as one whole token is everyday language, not a name."""

@@ -124,10 +124,27 @@ def slug(text: str) -> str:
 
 
 DOI_PATTERN = re.compile(r"10\.\d{4,9}/[^\s\"<>]+")
+# What a DOI may be, strictly: "10." a registrant code of 4-9 digits, "/", then a suffix of letters,
+# digits and - . _ ; : / ( ) + only (Crossref's recommended set, plus "+"), with balanced parentheses.
+# No whitespace, quotes, brackets, backslashes or angle brackets: nothing that can end or open a
+# Markdown link ("10.1234/x)](javascript:alert(1)" is refused, not cut down to "10.1234/x").
+DOI_SYNTAX = re.compile(r"10\.\d{4,9}/[a-z0-9\-._;:/()+]+", re.I)
+
+
+def valid_doi(doi: str | None) -> bool:
+    """True only for a whole string of strict DOI syntax (see DOI_SYNTAX) with balanced parentheses."""
+    if not doi or not DOI_SYNTAX.fullmatch(doi):
+        return False
+    depth = 0
+    for char in doi:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def normalise_doi(text: str | None) -> str | None:
-    """'https://doi.org/10.1/ABC.' -> '10.1/abc'; None when the text holds no DOI."""
+    """'https://doi.org/10.1/ABC.' -> '10.1/abc'; None when the text holds no DOI of strict syntax."""
     if not text:
         return None
     match = DOI_PATTERN.search(text)
@@ -136,4 +153,5 @@ def normalise_doi(text: str | None) -> str | None:
     doi = match.group(0).rstrip(".,;]")
     while doi.endswith(")") and doi.count(")") > doi.count("("):  # a Markdown link's closing bracket
         doi = doi[:-1]
-    return doi.lower()
+    doi = doi.rstrip(".,;")
+    return doi.lower() if valid_doi(doi) else None

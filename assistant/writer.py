@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, disagreements
+from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, disagreements
 from .present import as_sentence
 from .prompts import table
 from .study import Role
@@ -46,9 +46,8 @@ class TemplateWriter:
         """The plain answer and its strength, from the verdict (no quote, no citation)."""
         t, u = texts["bottom_line"], evidence.understanding
         key = "not_studied_treatment" if verdict == "not_studied" and u.question_type == "treatment" else verdict
-        controlled = [s for s in evidence.tested if s.profile.design in ("rct", "case-control", "cohort", "systematic-review")]
         return t.get(key, t["limited"]).format(subject=u.subject, Subject=u.subject[:1].upper() + u.subject[1:],
-                                               count=_count(len(controlled)))
+                                               count=_count(len(controlled(evidence))))
 
     def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
         """The study the answer rests on, cited, in plain words: what it found when its direction
@@ -64,7 +63,7 @@ class TemplateWriter:
         """One plain sentence per cited study (what it found, or that it did not test the subject),
         the disagreements, then what the lead study cannot tell you, in its own words."""
         t = texts["short_plain"]
-        parts = [t["tested" if s.profile.tested else "untested"].format(**_describe(s, texts)) for s in evidence.studies]
+        parts = [_study_sentence(s, t, texts) for s in evidence.studies]
         for a, b in disagreements(evidence)[:1]:
             da, db = _describe(a, texts), _describe(b, texts)
             parts.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
@@ -91,6 +90,16 @@ def _describe(study: StudyEvidence, texts: dict) -> dict:
     words = {**texts["plain_directions"], **(texts["plain_directions_survey"] if design == "cross-sectional" else {})}
     return {"lead": kind, "Lead": kind[:1].upper() + kind[1:], "cites": f"[{study.n}]",
             "dir": words.get(p.direction, words["unclear"])}
+
+
+def _study_sentence(study: StudyEvidence, t: dict, texts: dict) -> str:
+    """What one cited study found: in plain words when its direction is clear, else in its own words."""
+    fill = _describe(study, texts)
+    if not study.profile.tested:
+        return t["untested"].format(**fill)
+    if study.profile.direction == "unclear" and study.profile.finding:
+        return t["reports"].format(**fill, finding=as_sentence(study.profile.finding.text))
+    return t["tested"].format(**fill)
 
 
 def _words(text: str) -> int:

@@ -36,7 +36,7 @@ def evidence_for(question, studies, stems):
 
 @pytest.mark.parametrize("question, kind, subject", [
     ("does low dose naltrexone actualy work", "treatment", "low-dose naltrexone"),
-    ("will i ever get better?? its been 6 yrs", "prognosis", "recovery prognosis"),
+    ("will i ever get better?? its been 6 yrs", "prognosis", "recovery"),
     ("is it all in my head? my doctor says its just depression", "cause", "psychological cause"),
     ("why do i crash like 2 days after doing to much", "mechanism", "post-exertional malaise"),
 ])
