@@ -35,7 +35,9 @@ class Scope:
         spec = self._spec
         if rule := next((p.pattern for p in spec["domain"] if p.search(question)), None):
             return True, f"in scope: rule {rule}"
-        if not spec["other_disease"].search(question) and any(p.search(question) for p in spec["health"]):
+        if spec["other_disease"].search(question):
+            return False, "out of scope: about another disease"
+        if any(p.search(question) for p in spec["health"]):
             return True, "in scope: a health question naming no other disease"
         near_in, near_out = float(np.max(spec["in"] @ vector)), float(np.max(spec["out"] @ vector))
         return near_in > near_out, f"scope: in {near_in:.2f} vs out {near_out:.2f}"
@@ -98,6 +100,8 @@ class EvidenceCheck:
         # subject that no study contains, a related study answers.
         if not ok and not missing and topic >= self.min_topic_everyday and self.known(head):
             ok = True
+        if head and self.missing(head):  # the subject itself is a name no study contains ("hyperbaric")
+            ok = False
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
 
     def known(self, words: str) -> bool:
