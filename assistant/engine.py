@@ -43,6 +43,8 @@ class Assistant:
         resolved = conversation.resolve(question) if conversation else None
         asked = resolved.text if resolved else question
         understood = understand(asked)
+        if not understood.named:
+            understood = replace(understood, subject=self.evidence.name_subject(understood.subject))
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         question_vector, search_vector, topic_vector = self._embed(
             [question, understood.search_text, understood.topic])

@@ -175,7 +175,7 @@ def verdict(evidence: EvidenceSet) -> str:
     if kind == "cause" and directions & POSITIVE:
         return "associated_not_causal"
     people = sum(s.profile.participants or 0 for s in controlled if s.profile.direction in POSITIVE)
-    if len(controlled) >= 2 and directions and directions <= POSITIVE and people >= 200:
+    if len(controlled) >= 3 and directions and directions <= POSITIVE and people >= 300:
         return "supported"
     return "limited"
 

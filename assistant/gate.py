@@ -109,6 +109,20 @@ class EvidenceCheck:
         terms = self.stem([w for w in _words(words) if w not in self.generic])
         return all(self.df.get(t) for t in terms)
 
+    def name_subject(self, words: str) -> str:
+        """A loosely worded subject, trimmed to what can be named: technical words first, then words
+        some study uses, at most three ('coq10 and NADH for energy … wasting money' -> 'coq10 NADH energy')."""
+        seen, technical, known = set(), [], []
+        for word, term in zip(words.split(), self.stem([w.lower() for w in words.split()])):
+            if term in seen or word.lower() in self.generic:
+                continue
+            seen.add(term)
+            if word.lower() not in self.vocabulary:
+                technical.append(word)
+            elif self.df.get(term):
+                known.append(word)
+        return " ".join((technical + known)[:3]) or words
+
     def names_in_library(self, question: str) -> bool:
         """The question uses a technical word (not everyday language) that some study contains."""
         words = [w for w in _words(question) if w not in self.generic and len(w) > 3 and w not in self.vocabulary]
