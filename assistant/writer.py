@@ -40,7 +40,7 @@ class TemplateWriter:
         bottom = f"{frame} {self._lead_sentence(evidence, verdict, texts, budget=texts['bottom_line']['max_words'] - _words(frame))}"
         if evidence.understanding.emotional:
             bottom = f"{warm_sentence()} {bottom}"
-        return Written(bottom.strip(), self._short(evidence, texts), fixed)
+        return Written(bottom.strip(), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
     def _frame(self, evidence: EvidenceSet, verdict: str, texts: dict) -> str:
         """The plain answer and its strength, from the verdict (no quote, no citation)."""
@@ -59,21 +59,30 @@ class TemplateWriter:
         sentence = t["found"].format(**fill) if fits else t["see_below"].format(**fill)
         return sentence if _words(sentence) <= budget else ""
 
-    def _short(self, evidence: EvidenceSet, texts: dict) -> str:
+    def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
         """One plain sentence per cited study (what it found, or that it did not test the subject),
-        the disagreements, then what the lead study cannot tell you, in its own words."""
+        the disagreements, then what the lead study cannot tell you, in its own words; within the
+        mode's word budget (the first study and the limits always stay)."""
         t = texts["short_plain"]
-        parts = [_study_sentence(s, t, texts) for s in evidence.studies]
-        for a, b in disagreements(evidence)[:1]:
-            da, db = _describe(a, texts), _describe(b, texts)
-            parts.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
-        parts += [texts["short"]["retracted"].format(n=s.n) for s in evidence.studies if s.study.retracted]
         lead = (evidence.tested or evidence.studies)[0]
         causal = bool(CAUSAL_CUES.search(evidence.understanding.search_text))
-        if limits := lead.limits(causal)[:1]:
-            parts.append(t["limits"].format(text=cited(limits[0].text, lead.n)))
-        return " ".join(parts)
+        limits = lead.limits(causal)[:1]
+        closing = [t["limits"].format(text=cited(limits[0].text, lead.n))] if limits else []
+        extra = [texts["short"]["retracted"].format(n=s.n) for s in evidence.studies if s.study.retracted]
+        for a, b in disagreements(evidence)[:1]:
+            da, db = _describe(a, texts), _describe(b, texts)
+            extra.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
+        parts, left = [], budget - sum(map(_words, closing + extra))
+        for study in evidence.studies:
+            sentence = _study_sentence(study, t, texts)
+            if parts and _words(sentence) > left:
+                continue
+            parts.append(sentence)
+            left -= _words(sentence)
+        return " ".join(parts + extra + closing)
 
+
+SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget
 
 # Directions that answer a question of each type in plain words ("it helped" answers a treatment
 # question, not a question about a mechanism).
