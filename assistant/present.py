@@ -1,11 +1,33 @@
 """Stage 7, present: an Answer as Markdown (web, JSON `answer_markdown`) or as plain terminal text."""
 from __future__ import annotations
 
+import re
 import textwrap
+from urllib.parse import quote
 
 from .answer import ANSWERED, Answer, Item, Source
 from .prompts import table
-from .study import STUDY_TYPES
+from .study import STUDY_TYPES, valid_doi
+
+# Markdown that corpus text must not form: links and images ("[", "]"), autolinks and raw HTML ("<"),
+# and backslashes (which could undo our escapes). A citation "[n]" stays as it is unless a "(" or ":"
+# follows, which would make it a link or a link definition.
+MD_ACTIVE = re.compile(r"\[\d{1,4}\](?![(:])|[\\\[\]<]")
+
+
+def md_safe(text) -> str:
+    """Corpus-derived text for Markdown output: every character that could open a link, an image, an
+    autolink or HTML is backslash-escaped, so a renderer shows it as written (`![x](javascript:…)`
+    stays text) and fetches nothing; plain words are unchanged."""
+    return MD_ACTIVE.sub(lambda m: m[0] if len(m[0]) > 1 else "\\" + m[0], str(text or ""))
+
+
+def md_url(url: str | None) -> str | None:
+    """A link target for Markdown: only http(s), with everything that could end the link or open
+    another (brackets, parentheses, quotes, spaces, angle brackets, backslashes) percent-encoded."""
+    if not url or not re.match(r"https?://[^\s]", url, re.I):
+        return None
+    return quote(url, safe=":/?#@!$&*+,;=%-._~")
 
 
 def cites(item: Item) -> str:
@@ -46,7 +68,7 @@ def as_sentence(text: str) -> str:
 
 def link(source: Source) -> str | None:
     s = source.study
-    return f"https://doi.org/{s.doi}" if s.doi else s.url
+    return f"https://doi.org/{s.doi}" if valid_doi(s.doi) else s.url  # a DOI link only from a valid DOI
 
 
 def evidence_rows(answer: Answer) -> list[list[str]]:
@@ -62,7 +84,7 @@ def evidence_rows(answer: Answer) -> list[list[str]]:
 
 def table_markdown(answer: Answer) -> str:
     rows = evidence_rows(answer)
-    cell = lambda t: t.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    cell = lambda t: md_safe(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
     return "\n".join(lines)
@@ -85,21 +107,23 @@ def to_markdown(answer: Answer, mode: str = "patient") -> str:
     headings = table("answer")["headings"]
     if answer.status != ANSWERED:
         # Resources and advice limits first, then the fixed text, then the not-medical-advice line.
-        return "\n\n".join([*(f"> {n}" for n in answer.notes[:-1]), answer.short_answer, f"_{answer.notes[-1]}_"])
+        return "\n\n".join([*(f"> {n}" for n in answer.notes[:-1]), md_safe(answer.short_answer),
+                            f"_{answer.notes[-1]}_"])
     out = [f"> {note}" for note in answer.notes[:-1]]  # resources, dose / diagnosis limits come first
-    out.append(f"**{headings['bottom_line']}:** {answer.bottom_line} _({verdict_words(answer)})_")
-    out.append(f"**{headings['short']}:** {answer.short_answer}")
+    # Corpus-derived text (bottom line, short answer, items, references) goes through md_safe.
+    out.append(f"**{headings['bottom_line']}:** {md_safe(answer.bottom_line)} _({verdict_words(answer)})_")
+    out.append(f"**{headings['short']}:** {md_safe(answer.short_answer)}")
     if answer.disagreements:
-        out.append(f"#### {headings['disagreements']}\n" + "\n".join(f"- {d.text}" for d in answer.disagreements))
+        out.append(f"#### {headings['disagreements']}\n" + "\n".join(f"- {md_safe(d.text)}" for d in answer.disagreements))
     if mode == "clinician" and answer.evidence_table:
         out.append(f"#### {headings['evidence_table']}\n{table_markdown(answer)}")
     for _, heading, items in display_blocks(answer):
-        out.append(f"#### {heading}\n" + "\n".join(f"- {i.text} {cites(i)}" for i in items))
+        out.append(f"#### {heading}\n" + "\n".join(f"- {md_safe(i.text)} {cites(i)}" for i in items))
     refs = []
     for source in answer.sources:
         banner = f"**{headings['retracted']}** " if source.study.retracted else ""
-        url = link(source)
-        refs.append(f"{source.n}. {banner}{reference(source, mode)}" + (f" [{url}]({url})" if url else ""))
+        url = md_url(link(source))
+        refs.append(f"{source.n}. {banner}{md_safe(reference(source, mode))}" + (f" [{url}]({url})" if url else ""))
     out.append(f"#### {headings['sources']}\n" + "\n".join(refs))
     out.append(f"_{answer.notes[-1]}_")
     return "\n\n".join(out)

@@ -95,16 +95,37 @@ def prepare(message) -> tuple[str | None, list[str]]:
     return question or None, []
 
 
+class BadInput(ValueError):
+    """An API argument of the wrong kind; its message says which and what is expected."""
+
+
+def strict_bool(value, name: str) -> bool:
+    """A real boolean, or the text 'true' / 'false' (any case); anything else is a BadInput."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadInput(f"{name} must be true or false, not {value!r}")
+
+
 def make_filters(year_from=None, year_to=None, study_types=None, pem_required=False) -> Filters:
     year = lambda value: int(value) if str(value).isdigit() else None  # noqa: E731
     return Filters(year_from=year(year_from), year_to=year(year_to),
-                   study_types=tuple(study_types or ()), pem_required=bool(pem_required))
+                   study_types=tuple(study_types or ()), pem_required=strict_bool(pem_required, "pem_required"))
 
 
 # --- HTML: every string that comes from the corpus or the reader goes through esc() ---------------
 
 def esc(text) -> str:
     return html.escape(str(text or ""), quote=True)
+
+
+def user_text(text) -> str:
+    """What the reader typed, for the chat bubble (which Gradio renders as Markdown): HTML-escaped, and
+    every ASCII punctuation mark written as a character reference, so no Markdown image, link, autolink
+    or emphasis can form; the reader sees exactly what they typed and nothing is fetched."""
+    return "".join(f"&#{ord(c)};" if c.isascii() and not c.isalnum() and not c.isspace() else c
+                   for c in str(text or ""))
 
 
 def cite_links(escaped: str, key: str, known: set[int]) -> str:
@@ -205,11 +226,15 @@ def build_app(settings: Settings) -> gr.Blocks:
                  pem_required: bool = False) -> str:
         """Answer one question; returns the answer Markdown with [n] citations and its sources."""
         try:
+            filters = make_filters(year_from, year_to, study_types, pem_required)
+        except BadInput as err:  # a clear error for the caller (gradio_client raises it), not an answer
+            raise gr.Error(str(err), print_exception=False) from None
+        try:
             question, notes = prepare(message)
             if question is None:
                 return words["empty"]
             result = chat.ask(question, mode if mode in ("patient", "clinician") else "patient",
-                              make_filters(year_from, year_to, study_types, pem_required), Conversation())
+                              filters, Conversation())
             return answer_markdown(result, notes)
         except Exception:
             log_error("api")
@@ -228,7 +253,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 with QUESTION_LOG.open("a", encoding="utf-8") as log:
                     log.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "mode": mode,
                                           "question": question}, ensure_ascii=False) + "\n")
-            history.append({"role": "user", "content": esc(question)})
+            history.append({"role": "user", "content": user_text(question)})
             yield history, conversation, "", gr.skip()
             result = chat.ask(question, mode, make_filters(year_from, year_to, study_types, pem_required),
                               conversation)
@@ -304,10 +329,46 @@ def _example_text(event: gr.SelectData) -> str:
     return event.value["text"]
 
 
+# The page may load and contact nothing but this server: scripts, styles, fonts, images and requests only
+# from 'self' (images and fonts also from data:/blob:, which Gradio uses for icons). Inline scripts and
+# eval stay allowed because Gradio's page and its `js=` hooks need them; with connect-src and the
+# other sources limited to 'self', nothing can be fetched from or sent to another host.
+CSP = "; ".join([
+    "default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:", "font-src 'self' data:", "media-src 'self' data: blob:",
+    "connect-src 'self'", "worker-src 'self' blob:", "frame-src 'none'", "object-src 'none'",
+    "base-uri 'self'", "form-action 'self'", "frame-ancestors 'self'"])
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the content-security policy (and two small headers) on every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    from starlette.middleware import Middleware
+
     css = Path(__file__).with_name("web.css").read_text(encoding="utf-8")
     return app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=not block,
-                      theme=THEME, css=css, js=JS, footer_links=["api"], run_history=False, quiet=not block)
+                      theme=THEME, css=css, js=JS, footer_links=["api"], run_history=False, quiet=not block,
+                      app_kwargs={"middleware": [Middleware(SecurityHeaders)]})
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
