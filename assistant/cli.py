@@ -127,7 +127,8 @@ def cmd_ask(args, settings) -> int:
             assistant.ask(earlier, args.mode, _filters(args), conversation)
         answer = assistant.ask(question, args.mode, _filters(args), conversation)
         if args.table:  # the evidence table alone, for a spreadsheet or a report
-            print(table_csv(answer) if args.table == "csv" else table_markdown(answer), flush=True)
+            print(table_csv(answer) if args.table == "csv" else table_markdown(answer),
+                  end="" if args.table == "csv" else "\n", flush=True)
             continue
         print(json.dumps(answer.contract(), ensure_ascii=False) if args.json
               else to_terminal(answer, args.mode or settings.mode), flush=True)
@@ -139,7 +140,7 @@ def cmd_ask(args, settings) -> int:
 def cmd_chat(args, settings) -> int:
     """A conversation in the terminal; follow-ups are resolved against earlier turns."""
     from .followup import Conversation
-    from .present import table_csv, table_markdown, to_terminal
+    from .present import to_terminal
 
     assistant = _open_assistant(settings)
     conversation, mode = Conversation(), args.mode or settings.mode

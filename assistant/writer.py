@@ -11,7 +11,6 @@ from typing import Protocol
 from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, disagreements
 from .present import as_sentence
 from .prompts import table
-from .study import Role
 from .understand import warm_sentence
 
 

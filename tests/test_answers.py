@@ -182,9 +182,24 @@ def test_ask_prints_a_readable_answer_with_blocks_apart(corpus_index, capsys):
     assert main(["ask", "Does mitochondrial dysfunction cause ME/CFS?", "--index", str(corpus_index.index_dir)]) == 0
     out = capsys.readouterr().out
     headings = table("answer")["headings"]
-    positions = [out.index(headings[h]) for h in ("short", "shows", "infers", "does_not_prove", "open_questions")]
-    assert positions == sorted(positions)
+    positions = [out.index(headings[h]) for h in ("bottom_line", "short", "shows", "infers", "does_not_prove",
+                                                   "open_questions")]
+    assert positions == sorted(positions) and out.startswith(headings["bottom_line"])
     assert out.rstrip().endswith(NOTE)
+
+
+def test_ask_exports_the_evidence_table_as_csv_and_markdown(corpus_index, capsys):
+    import csv
+    import io
+
+    question, index = "Does low-dose rapamycin help ME/CFS?", str(corpus_index.index_dir)
+    assert main(["ask", question, "--index", index, "--table", "csv"]) == 0
+    rows = [r for r in csv.reader(io.StringIO(capsys.readouterr().out)) if r]
+    assert rows[0] == table("answer")["table"]["columns"] and len(rows) >= 2
+    assert rows[1][0] == "[1]" and any("rapamycin" in r[-1].lower() for r in rows[1:])
+    assert main(["ask", question, "--index", index, "--table", "md"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| # |") and md[1].startswith("|---|") and len(md) == len(rows) + 1
 
 
 def test_missing_index_is_a_clear_error(tmp_path, capsys):

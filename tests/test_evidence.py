@@ -2,7 +2,6 @@
 compose as a pure function of an EvidenceSet (built here by hand from real corpus entries)."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from assistant.compose import compose

@@ -1,5 +1,4 @@
 """The atlas parser on the shared seed entry, and one test per kind of validation error."""
-from pathlib import Path
 
 import pytest
 

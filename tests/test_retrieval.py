@@ -1,5 +1,4 @@
 """Hybrid retrieval on the real index of the bundled corpus: fusion, filters, grouping, quality."""
-from pathlib import Path
 
 import pytest
 

@@ -15,7 +15,7 @@ from gradio_client import Client
 from markdown_it import MarkdownIt
 
 from assistant import web
-from assistant.answer import Answer, Source
+from assistant.answer import Source
 from assistant.index import build_index
 from assistant.present import link, md_safe, md_url, to_markdown
 from assistant.settings import Settings

@@ -55,7 +55,7 @@ def parse_atlas(text: str, file: str) -> tuple[Study, list[Problem]]:
         for item in section.items:
             reading.add(item, section.role, f"atlas section '{section.heading}'")
     if meta.get("study_type"):
-        study.study_type, reading.study_type_reason = meta["study_type"], f"the entry's 'Study type:' line"
+        study.study_type, reading.study_type_reason = meta["study_type"], "the entry's 'Study type:' line"
     else:
         study.study_type, reading.study_type_reason = infer_study_type_with_reason(study)
     reading.pem_reason = ({Pem.REQUIRED: "the entry's 'PEM required' badge",
