@@ -82,11 +82,12 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     if not hits:
         return evidence
     best = max(h.relevance for h in hits)
-    speaking = [h for h in hits if mentions(h.study, terms, store, query)] or hits[:1]
+    units = {h.study.id: {role: store.units(h.study.id, role, query) for role in Role} for h in hits}
+    speaking = [h for h in hits if mentions(h.study, units[h.study.id], terms)] or hits[:1]
     chosen = [h for h in speaking if h.relevance >= best - margin or h is speaking[0]][:max_studies]
     for n, hit in enumerate(chosen, start=1):
-        units = {role: store.units(hit.study.id, role, query) for role in Role}
-        evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, units, profile(hit.study, units, terms)))
+        own = units[hit.study.id]
+        evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own, profile(hit.study, own, terms)))
     return evidence
 
 
@@ -110,9 +111,9 @@ def subject_terms(understanding: Understanding) -> Terms:
     return Terms(frozenset(words), understanding.named)
 
 
-def mentions(study: Study, terms: Terms, store: UnitStore, query: np.ndarray) -> bool:
+def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> bool:
     return terms.found_in(" ".join([study.title, *(u.text for role in (Role.SUMMARY, Role.OBSERVED, Role.INFERRED)
-                                                   for u in store.units(study.id, role, query))]))
+                                                   for u in units.get(role, []))]))
 
 
 def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> Profile:

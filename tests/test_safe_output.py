@@ -4,8 +4,6 @@ without live links or images from corpus text, strict DOIs and strict booleans i
 Crafted corpus entries go through the real parsers, a real index and the real engine; the web parts
 start the real server and drive headless Chromium like tests/test_web.py."""
 import re
-import socket
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -14,7 +12,7 @@ import pytest
 from gradio_client import Client
 from markdown_it import MarkdownIt
 
-from assistant import web
+from test_web import running
 from assistant.answer import Source
 from assistant.index import build_index
 from assistant.present import link, md_safe, md_url, to_markdown
@@ -191,21 +189,6 @@ def test_answer_markdown_has_no_live_links_or_images_from_corpus_text(engine, mo
 
 
 # --- the web API and page ---------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(settings):
-    app = web.serve(settings, "127.0.0.1", free_port(), block=False)
-    try:
-        yield app.local_url.rstrip("/")
-    finally:
-        app.close()
-
 
 @pytest.fixture(scope="module")
 def server(crafted):
