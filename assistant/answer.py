@@ -84,6 +84,10 @@ class Answer:
     evidence_table: list[EvidenceRow] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
     subject: str = ""  # what the question asks about, as understood
+    library: dict | None = None  # how current the library is: {"studies": N, "last_sync": date or None}
+    writer: str = "extractive"  # who wrote the bottom line and short answer: extractive | openai:<model> | fallback
+    checks: list = field(default_factory=list)  # (part, verify.Check) per generated sentence
+    why_fallback: str = ""  # why the generated text was replaced by the deterministic one
 
     def blocks(self) -> dict[str, list[Item]]:
         return {name: getattr(self, name) for name in BLOCKS}
@@ -98,10 +102,19 @@ class Answer:
         data["disagreements"] = [d.contract() for d in self.disagreements]
         data["sources"] = [s.contract() for s in self.sources]
         data["notes"] = self.notes
+        data["writer"] = self.writer
+        if self.checks:  # what each generated sentence rests on, and what the verifier dropped
+            data["sentences"] = [{"part": part, "text": c.text, "citations": c.citations,
+                                  "units": [u.key() for u in c.units]} for part, c in self.checks if c.kept]
+            data["dropped"] = [{"part": part, "text": c.text, "reasons": c.reasons} for part, c in self.checks if not c.kept]
+        if self.why_fallback:
+            data["fallback_reason"] = self.why_fallback
         data["answer_markdown"] = self.answer_markdown
         data["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
         if self.resolved_question:
             data["resolved_question"] = self.resolved_question
+        if self.library is not None:
+            data["library"] = self.library
         return data
 
 

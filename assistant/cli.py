@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 from datetime import date
 import os
 import sys
@@ -10,7 +12,6 @@ from pathlib import Path
 
 from .study import STUDY_TYPES
 
-from .index import EmptyCorpus, IndexMissing
 from .settings import SettingsError, load_settings
 
 
@@ -18,11 +19,41 @@ class UserError(Exception):
     """A problem the user can fix (missing index, bad file); printed as one line."""
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors printed as one line with exit 2. The index's own come from assistant.index, which is
+    only imported (with llama-index) by commands that need it; if it is not loaded, none was raised."""
+    errors: list[type[Exception]] = [SettingsError, UserError]
+    index = sys.modules.get(f"{__package__}.index")
+    if index is not None:
+        errors += [index.EmptyCorpus, index.IndexMissing]
+    return tuple(errors)
+
+
+def _existing(paths: list[Path], consequence: str) -> list[Path]:
+    """The paths, when every one exists; else a UserError (exit 2) naming each one that does not,
+    before anything is read or written."""
+    missing = [f"{p}: {'broken link (its target does not exist)' if p.is_symlink() else 'no such file or folder'}"
+               for p in paths if not p.exists()]
+    if missing:
+        raise UserError("; ".join(missing) + f" ({consequence})")
+    return paths
+
+
+def _index_state(settings) -> str:
+    """What a failed `index` left behind, truthfully."""
+    from .index import live_build_name
+
+    if getattr(settings, "store", "faiss") != "faiss":
+        return f"the {settings.store} store was left as it was"
+    return (f"the index at {settings.index_dir}/ was left as it was" if live_build_name(Path(settings.index_dir))
+            else f"no index was created at {settings.index_dir}/")
+
+
 def cmd_validate(args, settings) -> int:
     """parse: check corpus files and report every problem."""
     from .parse import load_corpus
 
-    load = load_corpus(args.paths or settings.corpus)
+    load = load_corpus(_existing(args.paths or settings.corpus, "nothing was checked"), settings.max_file_bytes)
     for problem in load.problems:
         print(problem)
     errors = len(load.errors)
@@ -35,7 +66,7 @@ def cmd_inspect(args, settings) -> int:
     """parse, explained: how each file was read, sentence by sentence."""
     from .inspect import as_json_line, inspect_paths, render
 
-    records, problems = inspect_paths(args.paths)
+    records, problems = inspect_paths(_existing(args.paths, "nothing was read"), settings.max_file_bytes)
     for problem in problems:
         print(problem, file=sys.stderr)
     try:
@@ -52,6 +83,8 @@ def cmd_index(args, settings) -> int:
     from .index import build_index
 
     paths = args.paths or settings.corpus
+    if any(not p.exists() for p in paths):
+        _existing(paths, f"nothing was indexed; {_index_state(settings)}")
     summary = build_index(paths, settings, progress=not args.json)
     for warning in summary.warnings:
         print(warning, file=sys.stderr)
@@ -62,11 +95,21 @@ def cmd_index(args, settings) -> int:
         print(f"full rebuild: {summary.full_rebuild_reason}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary.contract()))
+    elif settings.store == "postgres":
+        from .store_pg import safe_url, text
+
+        print(text("indexed", where=safe_url(settings.store_url), studies=summary.studies, chunks=summary.chunks,
+                   embedded=summary.embedded_chunks, reused=summary.reused_chunks, skipped=len(summary.skipped),
+                   seconds=summary.seconds, load=summary.model_load_seconds))
     else:
         print(f"indexed {summary.studies} studies into {settings.index_dir}/: {summary.chunks} chunks "
               f"({summary.embedded_chunks} embedded, {summary.reused_chunks} reused), "
               f"{len(summary.skipped)} skipped, {summary.seconds:.1f} s "
               f"(model load {summary.model_load_seconds:.1f} s)")
+    if args.strict and summary.skipped:
+        print(f"--strict: {len(summary.skipped)} skipped (listed above); exit 1. The index was still "
+              "updated with everything else.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -171,6 +214,8 @@ def cmd_eval(args, settings) -> int:
 
     if not args.set.is_file():
         raise UserError(f"{args.set}: no such question set")
+    if args.corpus:
+        _existing(args.corpus, "nothing was evaluated")
     try:
         questions = read_questions(args.set)
     except ValueError as err:
@@ -225,6 +270,21 @@ def _eval_answers(args, settings, questions) -> int:
     return 0
 
 
+def cmd_sync(args, settings) -> int:
+    """fetch: new and updated PubMed records into a library folder (the only command that uses the network)."""
+    from .pubmed_sync import SyncError, sync_pubmed
+
+    try:
+        summary = sync_pubmed(settings, library=args.library, query=args.query, since=args.since,
+                              pmids_file=args.pmids, progress=not args.json)
+    except SyncError as err:
+        raise UserError(str(err)) from None
+    for error in summary.errors:
+        print(f"error: {error}", file=sys.stderr)
+    print(json.dumps(summary.contract(), ensure_ascii=False) if args.json else summary.text())
+    return 0 if summary.complete else 1
+
+
 def cmd_serve(args, settings) -> int:
     """present, in the browser: the Gradio web chat; binds 127.0.0.1 unless --host says otherwise."""
     from .web import serve  # without a usable index the page still starts and says how to fix it
@@ -245,10 +305,20 @@ def _add_answer_options(parser) -> None:
                         help="only this study type (repeatable)")
     parser.add_argument("--pem-required", action="store_true",
                         help="only studies that required post-exertional malaise for inclusion")
+    _add_writer_options(parser)
+
+
+def _add_writer_options(parser) -> None:
+    parser.add_argument("--backend", choices=["extractive", "openai"],
+                        help="who writes the bottom line and short answer (default: extractive, offline); "
+                             "openai = any OpenAI-compatible server, every sentence verified")
+    parser.add_argument("--llm-url", dest="llm_base_url",
+                        help="the server's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama); key from ATLAS_LLM_API_KEY")
+    parser.add_argument("--llm-model", dest="llm_model", help="the model name the server knows")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="atlas-assistant",
         description="Cited answers from ME/CFS study entries that keep what studies show apart "
                     "from what they do not prove. Not medical advice.")
@@ -269,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: corpus/)")
     index.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    index.add_argument("--strict", action="store_true",
+                       help="exit 1 when any path or record was skipped (the index still takes what could be read)")
     index.set_defaults(run=cmd_index)
 
     ask = sub.add_parser("ask", help="answer one question, or every line of --batch FILE")
@@ -288,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     serve.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    _add_writer_options(serve)
     serve.set_defaults(run=cmd_serve)
 
     evaluate = sub.add_parser("eval", help="run a question set, write a report with baselines and a plot")
@@ -298,23 +371,65 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     evaluate.add_argument("--split", choices=["dev", "frozen"], help="only this split of the set")
     evaluate.set_defaults(run=cmd_eval)
+
+    sync = sub.add_parser("sync", help="fetch new and updated PubMed records into a library folder "
+                          "(NCBI E-utilities; resumable; retractions flagged)")
+    sync.add_argument("source", choices=["pubmed"], help="where from (PubMed)")
+    sync.add_argument("--query", help="PubMed search (default: the ME/CFS search in prompts/sync.toml)")
+    sync.add_argument("--since", help="only records added or changed since this date (YYYY-MM-DD; default: "
+                      "the last sync of the same search)")
+    sync.add_argument("--pmids", type=Path, help="fetch these PMIDs instead: a BibTeX file or a plain list")
+    sync.add_argument("--library", type=Path, help="library folder to write (default: library/pubmed/)")
+    sync.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    sync.set_defaults(run=cmd_sync)
     return parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that names the closest flag, command or choice when one is mistyped, with the usage
+    of the command it belongs to (`ask --jsn` shows `ask`'s usage and suggests --json)."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            owner = commands.get(getattr(parsed, "command", None), self)
+            owner.error("; ".join(_unrecognized(extra, owner) for extra in extras))
+        return parsed
+
+    def error(self, message: str):  # type: ignore[override]
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice[2])
+            close = difflib.get_close_matches(choice[1], options, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
+
+
+def _unrecognized(extra: str, parser: argparse.ArgumentParser) -> str:
+    if not extra.startswith("-") or extra == "-":
+        hint = " (put a question of several words in quotes)" if parser.prog.endswith(" ask") else ""
+        return f"unexpected argument: {extra}{hint}"
+    flags = [s for action in parser._actions for s in action.option_strings]
+    close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.6)
+    return f"unrecognized argument: {extra}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k, None) for k in ("index_dir", "mode")}
+    overrides = {k: getattr(args, k, None) for k in ("index_dir", "mode", "backend", "llm_base_url", "llm_model")}
     try:
         settings = load_settings(overrides, args.config)
         return args.run(args, settings)
-    except (SettingsError, UserError, EmptyCorpus, IndexMissing) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # end users never see a traceback
+        if isinstance(err, _user_errors()):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         if os.environ.get("ATLAS_DEBUG"):
             raise
         print(f"error: {type(err).__name__}: {err} (set ATLAS_DEBUG=1 for details)", file=sys.stderr)

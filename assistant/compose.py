@@ -14,7 +14,7 @@ from .parse.design import design_caveats
 from .prompts import table
 from .study import Role
 from .verify import CERTAINTY_WORDS, overclaims, verified  # noqa: F401  (re-exported for callers)
-from .writer import TemplateWriter, Writer
+from .writer import OnSentence, TemplateWriter, Writer
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ def is_causal(question: str) -> bool:
     return bool(CAUSAL_CUES.search(question))
 
 
-def compose(evidence: EvidenceSet, mode: str = "patient", writer: Writer | None = None) -> Answer:
+def compose(evidence: EvidenceSet, mode: str = "patient", writer: Writer | None = None,
+            on_sentence: OnSentence | None = None) -> Answer:
     limits = LIMITS[mode]
     studies = evidence.studies[:limits.studies]
     evidence.studies = studies
@@ -56,9 +57,13 @@ def compose(evidence: EvidenceSet, mode: str = "patient", writer: Writer | None 
     answer.verdict = verdict(evidence)
     answer.evidence_table = [_row(s) for s in studies]
     answer.disagreements = [_disagreement(a, b) for a, b in disagreements(evidence)]
-    written = (writer or TemplateWriter()).write(evidence, answer.verdict, mode)
-    answer.bottom_line = verified(written.bottom_line, evidence, written.fixed)
-    answer.short_answer = verified(written.short_answer, evidence, written.fixed)
+    written = (writer or TemplateWriter()).write(evidence, answer.verdict, mode, on_sentence)
+    if written.checks and written.writer != "fallback":  # generated: each sentence already verified
+        answer.bottom_line, answer.short_answer = written.bottom_line, written.short_answer
+    else:
+        answer.bottom_line = verified(written.bottom_line, evidence, written.fixed)
+        answer.short_answer = verified(written.short_answer, evidence, written.fixed)
+    answer.writer, answer.checks, answer.why_fallback = written.writer, written.checks, written.why_fallback
     return answer
 
 

@@ -12,22 +12,41 @@ from .followup import Conversation
 from .gate import EvidenceCheck, Scope
 from .present import to_markdown
 from .prompts import table
+from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
 from .understand import understand
-from .writer import TemplateWriter
+from .writer import OnSentence, TemplateWriter, Writer
+
+
+def make_writer(settings: Settings, embed) -> Writer:
+    """The writer the settings choose; the LLM writer's module (and httpx) load only when chosen."""
+    if settings.backend == "openai":
+        from .llm_writer import LLMWriter
+
+        return LLMWriter(settings, embed)
+    return TemplateWriter()
+
+
+def open_library(settings: Settings):
+    """The library the settings choose: the embedded FAISS index (default) or the shared Postgres store."""
+    if settings.store == "postgres":
+        from .store_pg import PostgresLibrary
+
+        return PostgresLibrary(settings.store_url, settings.candidates)
+    return Library(settings.index_dir, settings.candidates)
 
 
 class Assistant:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.library = Library(settings.index_dir, settings.candidates)
+        self.library = open_library(settings)
         self.safety = SafetyGate(self._embed)
         self.scope = Scope(settings.embedding_model, settings.embed_batch_size)
         self.safety.load()  # load the model and embed the intents now, not on question one
         self.scope.load()
-        self.writer = TemplateWriter()
+        self.writer = make_writer(settings, self._embed)
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
                                       settings.min_term_coverage, settings.strong_similarity, settings.embedding_model)
 
@@ -35,8 +54,13 @@ class Assistant:
         return embed_texts(texts, self.settings.embedding_model, self.settings.embed_batch_size)
 
     def ask(self, question: str, mode: str | None = None, filters: Filters = Filters(),
-            conversation: Conversation | None = None) -> Answer:
+            conversation: Conversation | None = None, on_sentence: OnSentence | None = None) -> Answer:
+        """The answer; with `on_sentence`, each bottom-line and short-answer sentence is also passed to
+        it as soon as it is written and verified (the LLM writer streams; the template writer does not)."""
         started = time.perf_counter()
+        if self.library.refresh():  # a re-index of a shared store: new studies, so new word counts
+            self.evidence = EvidenceCheck(self.library, self.settings.min_topic_similarity, self.settings.min_term_coverage,
+                                          self.settings.strong_similarity, self.settings.embedding_model)
         mode = mode or self.settings.mode
         # Undecodable bytes from a terminal become '?', typographic apostrophes plain ones.
         question = " ".join(question.encode("utf-8", "replace").decode("utf-8").replace("’", "'").split())
@@ -63,7 +87,7 @@ class Assistant:
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
-            answer = self._research(question, understood, search_vector, topic_vector, filters, mode, timings)
+            answer = self._research(question, understood, search_vector, topic_vector, filters, mode, timings, on_sentence)
             answer.notes = self._safety_notes(safety) + self._advice_notes(safety) + answer.notes
         answer.notes.append(table("answer")["notes"]["medical"])
         answer.question_type = understood.question_type
@@ -77,9 +101,10 @@ class Assistant:
         timings.setdefault("compose", 0.0)
         timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
+        answer.library = currency(self.library)  # studies and the last PubMed sync
         return answer
 
-    def _research(self, question, understood, search_vector, topic_vector, filters, mode, timings) -> Answer:
+    def _research(self, question, understood, search_vector, topic_vector, filters, mode, timings, on_sentence=None) -> Answer:
         """Retrieve, check that the evidence speaks to the subject, gather it, compose the answer."""
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
@@ -91,7 +116,7 @@ class Assistant:
             answer = self._no_evidence(question, understood, search_vector, topic_vector, filters)
         else:
             evidence = gather(understood, search_vector, hits, self.library.store, LIMITS[mode].studies)
-            answer = compose(evidence, mode, self.writer)
+            answer = compose(evidence, mode, self.writer, on_sentence)
             answer.question = question
         timings["compose"] = (time.perf_counter() - began) * 1000 - timings["retrieve"]
         return answer

@@ -103,6 +103,14 @@ def verdict_words(answer: Answer) -> str:
     return table("answer")["verdicts"].get(answer.verdict, "")
 
 
+def writer_line(answer: Answer) -> str:
+    """Which writer answered: the built-in one, a model (verified), or the fallback and why."""
+    texts = table("answer")["writer"]
+    if answer.writer.startswith("openai:"):
+        return texts["openai"].format(model=answer.writer.split(":", 1)[1])
+    return texts["fallback"].format(why=answer.why_fallback) if answer.writer == "fallback" else texts["extractive"]
+
+
 def to_markdown(answer: Answer, mode: str = "patient") -> str:
     headings = table("answer")["headings"]
     if answer.status != ANSWERED:
@@ -125,6 +133,7 @@ def to_markdown(answer: Answer, mode: str = "patient") -> str:
         url = md_url(link(source))
         refs.append(f"{source.n}. {banner}{md_safe(reference(source, mode))}" + (f" [{url}]({url})" if url else ""))
     out.append(f"#### {headings['sources']}\n" + "\n".join(refs))
+    out.append(f"_{md_safe(writer_line(answer))}_")
     out.append(f"_{answer.notes[-1]}_")
     return "\n\n".join(out)
 
@@ -152,5 +161,6 @@ def to_terminal(answer: Answer, mode: str = "patient", width: int = 100) -> str:
         url = link(source)
         refs.append(wrap(f"{banner}{reference(source, mode)}" + (f" {url}" if url else ""), f"[{source.n}] "))
     out.append("\n".join(refs))
+    out.append(wrap(writer_line(answer)))
     out.append(answer.notes[-1])
     return "\n\n".join(out)

@@ -6,7 +6,7 @@ produces either carries a citation or is a fixed sentence from prompts/answer.to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, disagreements
 from .present import as_sentence
@@ -19,12 +19,19 @@ class Written:
     bottom_line: str
     short_answer: str
     fixed: list[str] = field(default_factory=list)  # uncited sentences taken from prompts/, for verify
+    writer: str = "extractive"  # extractive | openai:<model> | fallback
+    checks: list = field(default_factory=list)  # (part, verify.Check) of each generated sentence
+    why_fallback: str = ""
+
+
+# Called with ("bottom_line" | "short_answer", sentence) as each sentence is ready to be shown.
+OnSentence = Callable[[str, str], None]
 
 
 class Writer(Protocol):
     name: str
 
-    def write(self, evidence: EvidenceSet, verdict: str, mode: str) -> Written: ...
+    def write(self, evidence: EvidenceSet, verdict: str, mode: str, on_sentence: OnSentence | None = None) -> Written: ...
 
 
 class TemplateWriter:
@@ -32,21 +39,14 @@ class TemplateWriter:
 
     name = "extractive"
 
-    def write(self, evidence: EvidenceSet, verdict: str, mode: str) -> Written:
+    def write(self, evidence: EvidenceSet, verdict: str, mode: str, on_sentence: OnSentence | None = None) -> Written:
         texts = table("answer")
-        frame = self._frame(evidence, verdict, texts)
+        frame = verdict_sentence(evidence, verdict)
         fixed = [frame, warm_sentence()]
         bottom = f"{frame} {self._lead_sentence(evidence, verdict, texts, budget=texts['bottom_line']['max_words'] - _words(frame))}"
         if evidence.understanding.emotional:
             bottom = f"{warm_sentence()} {bottom}"
         return Written(bottom.strip(), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
-
-    def _frame(self, evidence: EvidenceSet, verdict: str, texts: dict) -> str:
-        """The plain answer and its strength, from the verdict (no quote, no citation)."""
-        t, u = texts["bottom_line"], evidence.understanding
-        key = "not_studied_treatment" if verdict == "not_studied" and u.question_type == "treatment" else verdict
-        return t.get(key, t["limited"]).format(subject=u.subject, Subject=u.subject[:1].upper() + u.subject[1:],
-                                               count=_count(len(controlled(evidence))))
 
     def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
         """The study the answer rests on, cited, in plain words: what it found when its direction
@@ -79,6 +79,14 @@ class TemplateWriter:
             parts.append(sentence)
             left -= _words(sentence)
         return " ".join(parts + extra + closing)
+
+
+def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
+    """The plain answer and its strength, from the verdict (no quote, no citation)."""
+    t, u = table("answer")["bottom_line"], evidence.understanding
+    key = "not_studied_treatment" if verdict == "not_studied" and u.question_type == "treatment" else verdict
+    return t.get(key, t["limited"]).format(subject=u.subject, Subject=u.subject[:1].upper() + u.subject[1:],
+                                           count=_count(len(controlled(evidence))))
 
 
 SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget
