@@ -40,6 +40,7 @@ from tqdm import tqdm
 from .chunk import CHUNKING_VERSION, chunk_study
 from .embed import embed_texts, embedding_model, model_name
 from .parse import load_corpus
+from .pubmed_sync import library_last_sync
 from .settings import Settings
 from .study import Study
 
@@ -438,6 +439,7 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True,
             "chunking_version": CHUNKING_VERSION, "chunk_hashes": hashes,
             "studies": {s.id: sha(json.dumps(s.to_dict(), sort_keys=True, default=str)) for s in load.studies},
             "skipped": summary.skipped, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "last_sync": library_last_sync(load.studies),  # of the PubMed library folders read (None: never)
         })
         _swap_live(index_dir, build)
         summary.warnings += _tidy(index_dir, damaged=reuse.damaged)

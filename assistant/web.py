@@ -215,6 +215,13 @@ def answer_markdown(result: Answer | str, notes: list[str]) -> str:
     return "\n\n".join([*(f"_{n}_" for n in notes), body])
 
 
+def library_line(chat: Chat) -> str:
+    """How current the library is (studies, last PubMed sync), for the page's intro; '' without an index."""
+    from .pubmed_sync import currency_text
+
+    return "\n\n" + currency_text(chat.assistant.library) if chat.assistant is not None else ""
+
+
 # --- the page and the API -----------------------------------------------------------------------
 
 def build_app(settings: Settings) -> gr.Blocks:
@@ -272,7 +279,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             yield history, conversation, "", gr.skip()
 
     with gr.Blocks(title=words["title"], analytics_enabled=False) as app:
-        gr.Markdown(f"# {words['title']}\n{words['intro']}", elem_id="atlas-intro")
+        gr.Markdown(f"# {words['title']}\n{words['intro']}{library_line(chat)}", elem_id="atlas-intro")
         if chat.problem:
             gr.HTML(plain_html(chat.problem, "problem"), elem_id="atlas-problem")
         conversation = gr.State(Conversation())

@@ -124,8 +124,14 @@ def _medline_record(fields: list[list], file: str, line: int) -> Record:
                    file, "medline", line)
     types = values.get("PT", [])
     study.study_type, reason = type_from_publication_with_reason(types, study)
+    study.retracted = retracted(types) or bool(values.get("RIN"))  # 'RIN - Retraction in: …'
     finish(study, publication_types=types, type_reason=reason)
     return study, problems
+
+
+def retracted(types: list[str]) -> bool:
+    """PubMed marks a retracted article with the publication type 'Retracted Publication'."""
+    return any(isinstance(t, str) and t.strip().lower() == "retracted publication" for t in types)
 
 
 def type_from_publication(types: list[str], study: Study) -> str:
@@ -313,6 +319,7 @@ def _json_record(record, file: str, line: int, number: int) -> Record:
     types = record.get("publication_types") or []
     types = types if isinstance(types, list) else [types]
     study.study_type, reason = type_from_publication_with_reason(types, study)
+    study.retracted = record.get("retracted") is True or retracted(types)  # `atlas-assistant sync` writes it
     finish(study, publication_types=types, type_reason=reason)
     return study, problems
 
