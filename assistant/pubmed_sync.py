@@ -32,7 +32,6 @@ import io
 import json
 import os
 import re
-import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ LOCK = ".atlas-sync.lock"
 PREFIX = "pubmed-"
 STATE_VERSION = 1
 TRANSIENT = {429, 500, 502, 503, 504}
+PUBMED_LIMIT = 10_000  # records E-utilities serves from one PubMed search
 RETRACTED_TYPE = "retracted publication"
 NOTICE_TYPE = "retraction of publication"
 PMID_IN_XML = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
@@ -116,7 +116,7 @@ class Eutils:
                         from None
                 problem = f"HTTP {err.code} {err.reason}"
                 retry_after = _seconds(err.headers.get("Retry-After") if err.headers else None)
-            except (URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout) as err:
+            except (URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
                 problem = _describe(err)
             if attempt < self.retries:
                 self.retried += 1
@@ -141,7 +141,7 @@ def _describe(err: Exception) -> str:
         return "the server closed the connection"
     if isinstance(err, URLError):
         return f"cannot reach the server ({err.reason})"
-    if isinstance(err, (TimeoutError, socket.timeout)):
+    if isinstance(err, TimeoutError):
         return "no answer in time"
     return f"{type(err).__name__}: {err}"
 
@@ -466,6 +466,9 @@ class _Run:
             summary.notes.append(f"the search now finds {count} records, not {pending.get('count')} as when "
                                  "the unfinished sync began: starting its batches again")
             resuming = False
+        if query is not None and count > PUBMED_LIMIT:
+            summary.notes.append(f"the search finds {count} records; PubMed serves at most the first "
+                                 f"{PUBMED_LIMIT:,} of one search: split it with --since or narrower queries")
         done = set(pending.get("done", [])) if resuming else set()
         batches = -(-count // self.size)
         self.state["pending"] = {"key": key, "until": until, "size": self.size, "count": count,
