@@ -52,6 +52,7 @@ PUBMED_LIMIT = 10_000  # records E-utilities serves from one PubMed search
 RETRACTED_TYPE = "retracted publication"
 NOTICE_TYPE = "retraction of publication"
 PMID_IN_XML = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+ERROR_IN_XML = re.compile(rb"<ERROR>(.*?)</ERROR>", re.S)
 
 
 class SyncError(Exception):
@@ -417,6 +418,8 @@ def sync_pubmed(settings, library: Path | None = None, query: str | None = None,
     started = time.perf_counter()
     if query and pmids_file:
         raise SyncError("give either --query or --pmids, not both")
+    if since and pmids_file:
+        raise SyncError("--since narrows a search; --pmids fetches exactly the PMIDs given")
     if not settings.ncbi_email:
         raise SyncError(texts()["no_email"])
     library = Path(library or settings.pubmed_library)
@@ -539,15 +542,20 @@ class _Run:
         """Write one batch's records; False (and nothing written) when its XML cannot be read."""
         try:
             result = self.client.read(data)
-            articles = result["PubmedArticle"]
+            problem = f"E-utilities sent an error instead of records ({_text(result['ERROR'])[:120]})" \
+                if isinstance(result, dict) and "ERROR" in result else None
+            articles = result["PubmedArticle"] if problem is None else None
         except Exception as err:  # noqa: BLE001 - malformed XML, or XML that is not a PubMed set
+            error = ERROR_IN_XML.search(data)  # '<eFetchResult><ERROR>…' has no DTD, so Entrez.read refuses it
+            problem = (f"E-utilities sent an error instead of records ({error.group(1).decode(errors='replace')[:120]})"
+                       if error else f"malformed XML from efetch ({type(err).__name__}: {str(err)[:120]})")
+        if problem:
             seen = [m.decode() for m in PMID_IN_XML.findall(data)][:10]
             named = ", ".join(ids[:10] if ids else seen) or "none readable"
             more = "…" if len(ids or seen) >= 10 else ""
             summary.failed += expected
-            summary.errors.append(f"{what}: malformed XML from efetch ({type(err).__name__}: {str(err)[:120]}); "
-                                  f"PMIDs: {named}{more}. Nothing of this batch was written; earlier batches "
-                                  "are kept, and the same command fetches this batch again")
+            summary.errors.append(f"{what}: {problem}; PMIDs: {named}{more}. Nothing of this batch was written; "
+                                  "earlier batches are kept, and the same command fetches this batch again")
             return False
         summary.skipped += len(result.get("PubmedBookArticle", []) or [])
         returned = set()

@@ -7,7 +7,8 @@ the shape of eutils/esearch1.xml (a real response), with a QueryKey and WebEnv a
 
 Faults: `server.faults` is a list of what the next efetch requests get instead of an answer, one
 per request: "429", "500", "drop" (the connection closes before any reply), "cut" (headers and half
-the body, then the connection closes) or "malformed" (broken XML with status 200)."""
+the body, then the connection closes), "malformed" (broken XML with status 200), "expired" (NCBI's
+error for a history that is gone) or "ok" (the real answer)."""
 from __future__ import annotations
 
 import json
@@ -148,6 +149,8 @@ class FakeEutils:
                 if body is None:
                     self.send_error(404)
                     return
+                if fault == "expired":  # what NCBI sends for a history that is gone
+                    body = b'<?xml version="1.0" encoding="UTF-8" ?>\n<eFetchResult>\n\t<ERROR>Unable to obtain query #1</ERROR>\n</eFetchResult>\n'
                 if fault == "malformed":
                     body = body[: len(body) * 2 // 3] + b"<PubmedArticle><MedlineCitation>&broken;</Pub"
                 self.send_response(200)

@@ -207,6 +207,15 @@ def test_malformed_xml_is_a_clear_error_and_nothing_written_is_lost(server, sett
     assert all(files(settings)[name] == text for name, text in written.items())
 
 
+def test_an_error_instead_of_records_is_named_and_the_batch_fetched_again(server, settings):
+    server.faults = ["expired"]
+    first = sync(settings)
+    assert not first.complete and first.failed == 10
+    assert first.errors[0].startswith("batch 1 of 8 (records 1-10): E-utilities sent an error instead of records "
+                                      "(Unable to obtain query #1)")
+    assert sync(settings).complete and len(files(settings)) == len(server.articles)
+
+
 def test_cli_reports_malformed_xml_and_exits_1(server, settings, monkeypatch, capsys):
     _env(monkeypatch, settings, retmax=40)
     server.faults = ["malformed"]
@@ -289,6 +298,8 @@ def test_what_the_command_refuses_before_contacting_anyone(server, settings, mon
         sync(settings, since="last week")
     with pytest.raises(SyncError, match="either --query or --pmids"):
         sync(settings, query="x", pmids_file=tmp_path / "p.txt")
+    with pytest.raises(SyncError, match="--since narrows a search"):
+        sync(settings, since="2025-01-01", pmids_file=tmp_path / "p.txt")
     _env(monkeypatch, settings)
     assert main(["sync", "pubmed", "--pmids", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
