@@ -394,7 +394,7 @@ class Parser(argparse.ArgumentParser):
         if extras:
             commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
             owner = commands.get(getattr(parsed, "command", None), self)
-            owner.error("; ".join(_unrecognized(extra, owner) for extra in extras))
+            owner.error(_unrecognized(extras, owner))
         return parsed
 
     def error(self, message: str):  # type: ignore[override]
@@ -407,13 +407,20 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _unrecognized(extra: str, parser: argparse.ArgumentParser) -> str:
-    if not extra.startswith("-") or extra == "-":
-        hint = " (put a question of several words in quotes)" if parser.prog.endswith(" ask") else ""
-        return f"unexpected argument: {extra}{hint}"
+def _unrecognized(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    """One message for what argparse did not recognise: each flag with its closest match."""
     flags = [s for action in parser._actions for s in action.option_strings]
-    close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.6)
-    return f"unrecognized argument: {extra}" + (f" (did you mean {close[0]}?)" if close else "")
+    words = [e for e in extras if not e.startswith("-") or e == "-"]
+    parts = []
+    for extra in extras:
+        if extra in words:
+            continue
+        close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.6)
+        parts.append(f"unrecognized argument: {extra}" + (f" (did you mean {close[0]}?)" if close else ""))
+    if words:
+        hint = " (put a question of several words in quotes)" if parser.prog.endswith(" ask") else ""
+        parts.append(f"unexpected argument{'s' if len(words) > 1 else ''}: {' '.join(words)}{hint}")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -222,8 +222,9 @@ def writer_lock(index_dir: Path, timeout: float | None = None,
                     if again.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                 if timeout is not None and time.monotonic() - started > timeout:
+                    state = "the index was left as it is" if _pointer_exists(index_dir) else "no index was created"
                     raise IndexBusy(f"{holder} is still writing the index at {index_dir}/ after "
-                                    f"{timeout:.0f} s; the index was left as it is") from None
+                                    f"{timeout:.0f} s; {state}") from None
                 time.sleep(0.1)
         waited = time.monotonic() - started
         os.ftruncate(fd, 0)
@@ -234,6 +235,10 @@ def writer_lock(index_dir: Path, timeout: float | None = None,
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _pointer_exists(index_dir: Path) -> bool:
+    return (index_dir / POINTER).is_file()
 
 
 def _holder(path: Path) -> str:
@@ -400,7 +405,7 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True,
                 lock_timeout: float | None = None) -> IndexSummary:
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
-    load = load_corpus(paths)
+    load = load_corpus(paths, settings.max_file_bytes)
     if not load.studies:
         state = ("was left as it was" if live_build_name(index_dir) else "was not created (no index yet)")
         raise EmptyCorpus("no study could be read from " + ", ".join(map(str, paths))

@@ -14,13 +14,13 @@ from .parse.roles import reading_of
 from .study import Study
 
 
-def inspect_paths(paths: list[Path]) -> tuple[list[dict], list[Problem]]:
+def inspect_paths(paths: list[Path], max_bytes: int | None = None) -> tuple[list[dict], list[Problem]]:
     """One record per study of every file (files in the order given, folders sorted), and the
-    problems found while reading them."""
+    problems found while reading them. `max_bytes`: the per-file size limit (setting max_file_bytes)."""
     files, problems = corpus_files(paths)
     records = []
     for path in files:
-        studies, found = read_file(path)
+        studies, found = read_file(path, max_bytes)
         problems += found
         records += [study_record(s) for s in studies]
     return records, problems

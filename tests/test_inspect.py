@@ -86,8 +86,11 @@ def test_inspect_text_shows_reasons(summary_file, capsys):
 
 
 def test_inspect_reports_problems_and_exits_1(tmp_path, capsys):
-    assert main(["inspect", str(tmp_path / "missing.md")]) == 1
+    assert main(["inspect", str(tmp_path / "missing.md")]) == 2  # a missing path: exit 2 before reading
     assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "bad.txt").write_text("not a study entry\n")
+    assert main(["inspect", str(tmp_path / "bad.txt")]) == 1
+    assert "unknown format" in capsys.readouterr().err
 
 
 def _interpretation_cue(text: str) -> str | None:

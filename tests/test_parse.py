@@ -106,8 +106,8 @@ def test_validate_command_prints_one_line_per_problem_and_exits_1(tmp_path, caps
 
 
 def test_validate_missing_path_is_an_error_not_a_traceback(tmp_path, capsys):
-    assert main(["validate", str(tmp_path / "nope")]) == 1
-    assert "no such file or folder" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "nope")]) == 2  # tests/test_cli.py: every missing path is exit 2
+    assert f"{tmp_path / 'nope'}: no such file or folder" in capsys.readouterr().err
 
 
 def test_a_file_with_only_a_byte_order_mark_is_an_empty_file(tmp_path):

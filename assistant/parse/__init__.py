@@ -132,13 +132,14 @@ def _parse(text: str, file: str) -> list[tuple[Study | None, list[Problem]]]:
     return [parse_atlas(text, file)]
 
 
-def load_corpus(paths: list[Path]) -> CorpusLoad:
+def load_corpus(paths: list[Path], max_bytes: int | None = None) -> CorpusLoad:
     """Every study of every file. The same study read twice in one format is an error (one copy is
     enough); the same study in two formats (same DOI or PMID) is merged, since each format knows
-    different things (an atlas entry its roles, a PubMed record its PMID)."""
+    different things (an atlas entry its roles, a PubMed record its PMID). `max_bytes` is the per-file
+    size limit (setting max_file_bytes; by default read from the settings)."""
     files, problems = corpus_files(paths)
     load = CorpusLoad(problems=problems, files=len(files))
-    limit = max_file_bytes()
+    limit = max_bytes or max_file_bytes()
     formats: list[set[str]] = []  # formats each kept study was read in: a second copy in one is a duplicate
     for path in files:
         studies, found = read_file(path, limit)

@@ -1,17 +1,18 @@
 """Limits that keep one hostile or broken file from costing more than itself: a size limit per file,
 front matter without YAML aliases, JSON with bounded nesting and integer size.
 
-The size limit is a setting: `max_file_bytes` in assistant/settings.py when that has it, else the
-environment variable ATLAS_MAX_FILE_BYTES, else MAX_FILE_BYTES below."""
+The size limit is the setting `max_file_bytes` (assistant/settings.py: atlas.toml, or the environment
+variable ATLAS_MAX_FILE_BYTES); the commands pass it in, and a caller that does not reads the settings."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import yaml
 
-MAX_FILE_BYTES = 20 * 1024 * 1024  # 20 MB: the largest real input here (records.json) is about 0.2 MB
+from ..settings import Settings
+
+MAX_FILE_BYTES = Settings.max_file_bytes  # 20 MB: the largest real input here (records.json) is about 0.2 MB
 MAX_FRONT_MATTER_CHARS = 64 * 1024
 MAX_JSON_DEPTH = 32  # a record list is 3 deep; a structured abstract 4
 MAX_INT_DIGITS = 30
@@ -22,18 +23,13 @@ class LimitError(ValueError):
 
 
 def max_file_bytes() -> int:
+    """The limit the settings give (atlas.toml, ATLAS_MAX_FILE_BYTES), else MAX_FILE_BYTES."""
     try:
         from ..settings import load_settings
 
-        value = getattr(load_settings(), "max_file_bytes", None)
+        return int(load_settings().max_file_bytes)
     except Exception:  # a settings problem is reported by the command itself, not by the parser
-        value = None
-    if value is None and os.environ.get("ATLAS_MAX_FILE_BYTES"):
-        try:
-            value = int(os.environ["ATLAS_MAX_FILE_BYTES"])
-        except ValueError:
-            value = None
-    return int(value) if value else MAX_FILE_BYTES
+        return MAX_FILE_BYTES
 
 
 def size_problem(size: int, limit: int) -> str | None:
