@@ -39,19 +39,29 @@ def units(study: Study, role: Role) -> list[str]:
     return items
 
 
+def study_units(study: Study) -> list[tuple[UnitId, str]]:
+    """The citable units of a study in index order (roles in reading order), without building nodes:
+    what a large index writes."""
+    return [(UnitId(study.id, role, position), text)
+            for role in dict.fromkeys(s.role for s in study.sections)  # roles in reading order
+            for position, text in enumerate(units(study, role))]
+
+
+def embed_text(study: Study, text: str) -> str:
+    """The text a unit is embedded and BM25-indexed by: the title, then the unit (what
+    `chunk_study`'s nodes give for get_content(metadata_mode="embed"))."""
+    return f"{study.title}: {text}" if study.title else text
+
+
 def chunk_study(study: Study) -> list[TextNode]:
-    nodes = []
-    for role in dict.fromkeys(s.role for s in study.sections):  # roles in reading order
-        for position, text in enumerate(units(study, role)):
-            nodes.append(TextNode(
-                id_=UnitId(study.id, role, position).key(),
-                text=text,
-                metadata={"title": study.title, "study_id": study.id, "year": study.year or 0,
-                          "role": role.value,
-                          "study_type": study.study_type, "pem": study.pem.value, "position": position},
-                excluded_embed_metadata_keys=HIDDEN,
-                excluded_llm_metadata_keys=HIDDEN,
-                metadata_template="{value}",
-                text_template="{metadata_str}: {content}",
-            ))
-    return nodes
+    return [TextNode(
+        id_=unit.key(),
+        text=text,
+        metadata={"title": study.title, "study_id": study.id, "year": study.year or 0,
+                  "role": unit.role.value,
+                  "study_type": study.study_type, "pem": study.pem.value, "position": unit.position},
+        excluded_embed_metadata_keys=HIDDEN,
+        excluded_llm_metadata_keys=HIDDEN,
+        metadata_template="{value}",
+        text_template="{metadata_str}: {content}",
+    ) for unit, text in study_units(study)]

@@ -3,10 +3,11 @@
 Layout of the index folder:
     CURRENT            the name of the live build (replaced atomically, so readers never see a half build)
     LOCK               held (flock) by the one `index` that may write here; says which process holds it
-    builds/<name>/     llama-index storage (docstore, index store, FAISS vectors), bm25/, studies.json,
-                       manifest.json (model, dimension, chunking version, per-study content hash,
-                       per-chunk text hash in FAISS order, sha256 of every other file of the build);
-                       RETIRED (when a build stopped being live)
+    builds/<name>/     the unit store (store.py: FAISS vectors, an IVF index for large libraries, unit
+                       texts, study records, bm25/, all read memory-mapped or on demand),
+                       manifest.json (format, model, dimension, chunking version, per-study content
+                       hash, per-chunk text hash in FAISS order, the store's index type, sha256 of every
+                       other file of the build); RETIRED (when a build stopped being live)
 
 A rebuild reuses the vector of every chunk whose embedded text is unchanged, so an unchanged corpus
 embeds nothing and an edited entry embeds only its changed chunks. A model or chunking change
@@ -37,11 +38,12 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .chunk import CHUNKING_VERSION, chunk_study
+from .chunk import CHUNKING_VERSION, embed_text, study_units
 from .embed import embed_texts, embedding_model, model_name
 from .parse import load_corpus
 from .pubmed_sync import library_last_sync
 from .settings import Settings
+from .store import FORMAT, VECTORS, StoreDamaged, flat_vectors, write_store
 from .study import Study
 
 POINTER = "CURRENT"
@@ -49,7 +51,7 @@ LOCK = "LOCK"
 BUILDS = "builds"
 MANIFEST = "manifest.json"
 RETIRED = "RETIRED"
-VECTORS = "default__vector_store.json"  # llama-index's name for the FAISS file (binary, not JSON)
+LEGACY_VECTORS = "default__vector_store.json"  # the FAISS file of a format-1 build (llama-index storage)
 PARTIAL = ".partial"
 TEMP_PREFIX = f"{POINTER}.tmp-"
 KEEP_SECONDS = 600.0  # a replaced build outlives any reader that read CURRENT before the move
@@ -135,23 +137,45 @@ def read_manifest(build: Path) -> dict:
     return manifest
 
 
+def _checksums(folder: Path, rels: list[str]) -> list[str | OSError]:
+    """sha256 of files, two at a time (hashlib lets go of the GIL, and a large library's files add up
+    to gigabytes); a file that cannot be read gives its error instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(rel: str) -> str | OSError:
+        try:
+            return file_sha256(folder / rel)
+        except OSError as err:
+            return err
+
+    big_first = sorted(rels, key=lambda rel: -_size(folder / rel))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = dict(zip(big_first, pool.map(one, big_first)))
+    return [found[rel] for rel in rels]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def verify_build(build: Path) -> dict:
     """The manifest of a build whose every file matches its sha256; BuildDamaged names what does not.
     Builds written before checksums existed (no `files` in the manifest) pass on their manifest alone."""
     if not build.is_dir():
         raise BuildDamaged(f"build {build.name} is missing")
     manifest = read_manifest(build)
-    for rel, expected in manifest.get("files", {}).items():
-        path = build / rel
-        try:
-            actual = file_sha256(path)
-        except FileNotFoundError:
-            raise BuildDamaged(f"{build.name}/{rel} is missing") from None
-        except OSError as err:
-            raise BuildDamaged(f"{build.name}/{rel} cannot be read ({type(err).__name__})") from None
+    files = manifest.get("files", {})
+    for (rel, expected), actual in zip(files.items(), _checksums(build, list(files))):
+        if isinstance(actual, FileNotFoundError):
+            raise BuildDamaged(f"{build.name}/{rel} is missing")
+        if isinstance(actual, OSError):
+            raise BuildDamaged(f"{build.name}/{rel} cannot be read ({type(actual).__name__})")
         if actual != expected:
             raise BuildDamaged(f"{build.name}/{rel} does not match its checksum "
-                               f"({path.stat().st_size} bytes)")
+                               f"({_size(build / rel)} bytes)")
     return manifest
 
 
@@ -159,6 +183,16 @@ def live_build(index_dir: Path, verify: bool = True) -> Path | None:
     """The live build folder, its files verified against their checksums; None when there is no index.
     A damaged live build raises IndexMissing naming the damage and the fix. When CURRENT moved while
     the build was being checked (a rebuild swapped it), the new build is read once more."""
+    found = _live(index_dir, verify)
+    return found[0] if found else None
+
+
+def open_live(index_dir: Path) -> tuple[Path, dict] | None:
+    """The live build and its manifest, every file verified (as `live_build`); None when there is no index."""
+    return _live(index_dir, True)
+
+
+def _live(index_dir: Path, verify: bool) -> tuple[Path, dict | None] | None:
     index_dir = Path(index_dir)
     for attempt in (1, 2):
         try:
@@ -166,11 +200,12 @@ def live_build(index_dir: Path, verify: bool = True) -> Path | None:
             if name is None:
                 return None
             build = index_dir / BUILDS / name
+            manifest = None
             if verify:
-                verify_build(build)
+                manifest = verify_build(build)
             elif not (build / MANIFEST).is_file():
                 raise BuildDamaged(f"build {name} is missing")
-            return build
+            return build, manifest
         except BuildDamaged as err:
             try:
                 moved = _pointer(index_dir) != name
@@ -332,27 +367,36 @@ def _candidates(index_dir: Path) -> tuple[list[Path], str | None]:
 
 
 def _load_vectors(build: Path, manifest: dict) -> tuple[dict[str, np.ndarray], int]:
-    """Chunk hash -> vector of a verified build, and how many vectors failed the unit-norm check."""
-    import faiss
-
+    """Chunk hash -> vector of a verified build, and how many vectors failed the unit-norm check.
+    Reads a format-1 build's vectors too, so upgrading the index embeds nothing again."""
     hashes = manifest["chunk_hashes"]
     if not hashes:
         return {}, 0
-    path = build / VECTORS
+    name = VECTORS if manifest.get("format", 1) >= 2 else LEGACY_VECTORS
+    path = build / name
     if path.stat().st_size < 64:
-        raise BuildDamaged(f"{build.name}/{VECTORS} is too short to hold vectors")
+        raise BuildDamaged(f"{build.name}/{name} is too short to hold vectors")
     try:
-        faiss_index = faiss.read_index(str(path))
+        if name == VECTORS:
+            vectors = flat_vectors(path)
+        else:
+            import faiss
+
+            faiss_index = faiss.read_index(str(path))
+            vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+    except StoreDamaged as err:
+        raise BuildDamaged(f"{build.name}/{err}") from None
     except Exception as err:  # faiss raises RuntimeError for any malformed file
-        raise BuildDamaged(f"{build.name}/{VECTORS} cannot be read ({type(err).__name__})") from None
-    if faiss_index.ntotal != len(hashes) or faiss_index.d != manifest.get("dimension"):
-        raise BuildDamaged(f"{build.name}/{VECTORS} holds {faiss_index.ntotal} vectors of dimension "
-                           f"{faiss_index.d}, the manifest {len(hashes)} of {manifest.get('dimension')}")
-    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
-    with np.errstate(all="ignore"):
-        norms = np.linalg.norm(vectors.astype("float64"), axis=1)
-    good = np.isfinite(norms) & (np.abs(norms - 1.0) <= NORM_TOLERANCE)
-    reusable = {h: v for h, v, ok in zip(hashes, vectors, good) if ok}
+        raise BuildDamaged(f"{build.name}/{name} cannot be read ({type(err).__name__})") from None
+    if vectors.shape != (len(hashes), manifest.get("dimension")):
+        raise BuildDamaged(f"{build.name}/{name} holds {vectors.shape[0]} vectors of dimension "
+                           f"{vectors.shape[1]}, the manifest {len(hashes)} of {manifest.get('dimension')}")
+    good = np.zeros(len(hashes), dtype=bool)
+    for start in range(0, len(hashes), 65536):
+        with np.errstate(all="ignore"):
+            norms = np.linalg.norm(np.asarray(vectors[start:start + 65536], dtype="float64"), axis=1)
+        good[start:start + 65536] = np.isfinite(norms) & (np.abs(norms - 1.0) <= NORM_TOLERANCE)
+    reusable = {h: vectors[i] for i, (h, ok) in enumerate(zip(hashes, good)) if ok}
     return reusable, int((~good).sum())
 
 
@@ -413,8 +457,7 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True,
                           + f". The index at {index_dir}/ {state}.")
     summary = IndexSummary(studies=len(load.studies), skipped=load.skipped,
                            warnings=[str(p) for p in load.problems if p.severity == "warning"])
-    nodes = [node for study in load.studies for node in chunk_study(study)]
-    texts = [node.get_content(metadata_mode="embed") for node in nodes]
+    texts = [embed_text(study, text) for study in load.studies for _, text in study_units(study)]
     hashes = [sha(t) for t in texts]
     model = model_name(settings.embedding_model)
 
@@ -433,14 +476,14 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True,
             summary.model_load_seconds = time.perf_counter() - load_started
         fresh = _embed_with_progress([texts[i] for i in todo], settings, progress)
         new = dict(zip((hashes[i] for i in todo), fresh))
-        for node, h in zip(nodes, hashes):
-            node.embedding = (new[h] if h in new else old[h]).tolist()
-        summary.chunks = len(nodes)
+        vectors = (np.array([new[h] if h in new else old[h] for h in hashes], dtype="float32") if hashes
+                   else np.zeros((0, 0), dtype="float32"))
+        summary.chunks = len(texts)
         summary.embedded_chunks = len(todo)
-        summary.reused_chunks = len(nodes) - len(todo)
+        summary.reused_chunks = len(texts) - len(todo)
 
-        build = _write_build(index_dir, nodes, load.studies, {
-            "model": model, "dimension": len(nodes[0].embedding) if nodes else 0,
+        build = _write_build(index_dir, load.studies, vectors, {
+            "model": model, "dimension": vectors.shape[1] if len(hashes) else 0,
             "chunking_version": CHUNKING_VERSION, "chunk_hashes": hashes,
             "studies": {s.id: sha(json.dumps(s.to_dict(), sort_keys=True, default=str)) for s in load.studies},
             "skipped": summary.skipped, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -478,38 +521,45 @@ def _embed_with_progress(texts: list[str], settings: Settings, progress: bool) -
     return vectors
 
 
-def _write_build(index_dir: Path, nodes, studies: list[Study], manifest: dict) -> Path:
+def _write_build(index_dir: Path, studies: list[Study], vectors: np.ndarray, manifest: dict,
+                 say: Callable[[str], None] = lambda message: None) -> Path:
     """Write a complete build beside the live one; nothing live is touched here. The manifest, written
     last, holds the sha256 of every other file, so a build is only as good as its files."""
-    import faiss
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.embeddings import MockEmbedding
-    from llama_index.retrievers.bm25 import BM25Retriever
-    from llama_index.vector_stores.faiss import FaissVectorStore
-
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     build = builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
     partial = build.with_name(build.name + PARTIAL)
-    dimension = manifest["dimension"] or 384
     try:
-        store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))
-        storage = StorageContext.from_defaults(vector_store=store)
-        # Every node already carries its vector, so the mock model is never asked to embed anything.
-        VectorStoreIndex(nodes, storage_context=storage, embed_model=MockEmbedding(embed_dim=dimension),
-                         show_progress=False)
-        storage.persist(persist_dir=str(partial))
-        if nodes:
-            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(str(partial / "bm25"),
-                                                                               show_progress=False)
-        (partial / "studies.json").write_text(json.dumps([s.to_dict() for s in studies], default=str))
-        manifest["files"] = {path.relative_to(partial).as_posix(): file_sha256(path)
-                             for path in sorted(partial.rglob("*")) if path.is_file()}
+        written = write_store(partial, studies, vectors, manifest["dimension"] or 384, say)
+        if manifest.setdefault("chunk_hashes", written["chunk_hashes"]) != written["chunk_hashes"]:
+            raise AssertionError("the store's units are not the chunks that were embedded")
+        manifest.update(format=FORMAT, studies=written["studies"], store=written["store"])
+        say("checksums")
+        rels = sorted(path.relative_to(partial).as_posix() for path in partial.rglob("*") if path.is_file())
+        manifest["files"] = dict(zip(rels, _checksums(partial, rels)))
+        if any(isinstance(digest, OSError) for digest in manifest["files"].values()):
+            raise next(digest for digest in manifest["files"].values() if isinstance(digest, OSError))
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
         partial.rename(build)
     except BaseException:  # disk full, Ctrl-C: nothing half-written stays behind
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    return build
+
+
+def write_library(index_dir: Path, studies: list[Study], vectors: np.ndarray, model: str,
+                  lock_timeout: float | None = None, say: Callable[[str], None] = lambda message: None) -> Path:
+    """Make a library live from studies whose unit vectors are already known, one row per unit in the
+    order of `chunk.study_units` (an array or a numpy.memmap): the lock, the checksummed build and the
+    atomic swap of `build_index`, without reading a corpus or embedding (bench/scale_bench.py)."""
+    index_dir = Path(index_dir)
+    with writer_lock(index_dir, timeout=lock_timeout):
+        _tidy(index_dir)
+        build = _write_build(index_dir, studies, vectors, {
+            "model": model, "dimension": int(vectors.shape[1]), "chunking_version": CHUNKING_VERSION,
+            "skipped": [], "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, say)
+        _swap_live(index_dir, build)
+        _tidy(index_dir)
     return build
 
 

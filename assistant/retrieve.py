@@ -1,17 +1,18 @@
-"""Stage 4, retrieve: dense (FAISS) and BM25 retrieval through llama-index, fused by reciprocal rank
-fusion, filtered by study metadata, and grouped per study so one study cannot crowd out the others.
+"""Stage 4, retrieve: dense (FAISS) and BM25 (bm25s) retrieval over the unit store, fused by reciprocal
+rank fusion, filtered by study metadata inside the store, and grouped per study so one study cannot
+crowd out the others.
 
-Answering reads only the index folder, never the corpus files."""
+Answering reads only the index folder, never the corpus files; opening it maps the files rather than
+loading every unit (store.py describes the layout)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .index import IndexMissing, live_build
-from .store import FaissUnitStore
+from .index import IndexMissing, open_live
+from .store import BM25_DIR, FORMAT, Bm25, FaissUnitStore, StoreDamaged, StudyTable
 from .study import Pem, Study
 
 
@@ -35,6 +36,24 @@ class Filters:
                 and (not self.pem_required or study.pem == Pem.REQUIRED)
                 and (not self.study_ids or study.id in self.study_ids))
 
+    __call__ = admits  # a Filters is the `admits` of UnitStore.search
+
+    def study_mask(self, studies: StudyTable) -> np.ndarray:
+        """`admits` for every study of a StudyTable at once, from its columns (no record is read)."""
+        year = studies.years
+        mask = np.ones(len(studies), dtype=bool)
+        if self.year_from:
+            mask &= year >= self.year_from
+        if self.year_to:
+            mask &= (year > 0) & (year <= self.year_to)
+        if self.study_types:
+            mask &= studies.type_mask(self.study_types)
+        if self.pem_required:
+            mask &= studies.pem_mask(Pem.REQUIRED)
+        if self.study_ids:
+            mask &= studies.id_mask(self.study_ids)
+        return mask
+
 
 @dataclass
 class Evidence:
@@ -55,76 +74,74 @@ class StudyHit:
 
 
 class Library:
-    """An opened index: the retrievers, the vectors and the study records."""
+    """An opened index: the unit store (vectors, texts, study records, memory-mapped and read on
+    demand), its BM25 index and the manifest."""
 
     def __init__(self, index_dir: Path, candidates: int = 50):
-        build = live_build(index_dir)
-        if build is None:
+        found = open_live(index_dir)
+        if found is None:
             raise IndexMissing(f"no index at {index_dir}/: build it with `atlas-assistant index` "
                                f"(or `atlas-assistant index --index {index_dir}`)")
+        build, self.manifest = found
+        if not self.manifest["chunk_hashes"]:
+            raise IndexMissing(f"the index at {index_dir}/ is empty: no study was indexed; check the "
+                               "corpus with `atlas-assistant validate`, then run `atlas-assistant index`")
+        if self.manifest.get("format") != FORMAT:
+            raise IndexMissing(f"the index at {index_dir}/ was written by an earlier version of atlas-assistant "
+                               f"(format {self.manifest.get('format', 1)}, this version reads format {FORMAT}); "
+                               "rebuild it with `atlas-assistant index` (unchanged texts are not embedded again)")
+        self.candidates = candidates
         try:
-            self.manifest = json.loads((build / "manifest.json").read_text())
-            if not self.manifest["chunk_hashes"]:
-                raise IndexMissing(f"the index at {index_dir}/ is empty: no study was indexed; check the "
-                                   "corpus with `atlas-assistant validate`, then run `atlas-assistant index`")
-            self.studies = {d["id"]: Study.from_dict(d)
-                            for d in json.loads((build / "studies.json").read_text())}
-            self._open_retrievers(build, candidates)
+            self.studies = StudyTable(build)
+            self.store = FaissUnitStore(build, self.studies, self.manifest.get("store", {}))
+            self.bm25 = Bm25(build / BM25_DIR, self.store.rows)
+            if self.store.rows != len(self.manifest["chunk_hashes"]):
+                raise StoreDamaged(f"the store holds {self.store.rows} units, the manifest "
+                                   f"{len(self.manifest['chunk_hashes'])}")
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
             raise IndexMissing(f"the index at {index_dir}/ cannot be read ({type(err).__name__}: {err}); "
                                "rebuild it with `atlas-assistant index`") from None
 
-    def _open_retrievers(self, build: Path, candidates: int) -> None:
-        from llama_index.core import StorageContext, load_index_from_storage
-        from llama_index.core.embeddings import MockEmbedding
-        from llama_index.core.llms import MockLLM
-        from llama_index.core.retrievers import QueryFusionRetriever
-        from llama_index.retrievers.bm25 import BM25Retriever
-        from llama_index.vector_stores.faiss import FaissVectorStore
-
-        store = FaissVectorStore.from_persist_dir(str(build))
-        storage = StorageContext.from_defaults(vector_store=store, persist_dir=str(build))
-        dim = self.manifest["dimension"] or 384
-        # Questions arrive with their vector already computed (once, for gate, retrieval and
-        # composing), so the index never embeds anything itself.
-        index = load_index_from_storage(storage, embed_model=MockEmbedding(embed_dim=dim))
-        faiss_index = store.client
-        rows = {node_id: int(row) for row, node_id in index.index_struct.nodes_dict.items()}
-        texts = {node_id: node.get_content() for node_id, node in storage.docstore.docs.items()}
-        self.store = FaissUnitStore(faiss_index.reconstruct_n(0, faiss_index.ntotal), rows, texts, self.studies)
-        total = max(1, faiss_index.ntotal)
-        bm25_dir = build / "bm25"
-
-        def retrievers(k: int) -> dict:
-            dense = index.as_retriever(similarity_top_k=k)
-            bm25 = BM25Retriever.from_persist_dir(str(bm25_dir), mmap=False)
-            bm25.similarity_top_k = k
-            fused = QueryFusionRetriever([dense, bm25], llm=MockLLM(), mode="reciprocal_rerank",
-                                         similarity_top_k=k, num_queries=1, use_async=False)
-            return {"dense": dense, "bm25": bm25, "fused": fused}
-
-        # Filters are applied after retrieval (FAISS has none), so a filtered search fetches everything.
-        self._retrievers = (retrievers(min(candidates, total)), retrievers(total))
-
     def retrieve(self, question: str, query_vector: np.ndarray, filters: Filters = Filters(),
                  top_k: int = 5, per_study: int = 6, method: str = "fused") -> list[StudyHit]:
-        """Studies ranked for the question. `method` dense or bm25 serves the baselines in evals."""
-        from llama_index.core.schema import QueryBundle
-
-        bundle = QueryBundle(query_str=question, embedding=query_vector.tolist())
-        retriever = self._retrievers[1 if filters.active else 0][method]
+        """Studies ranked for the question. `method` dense or bm25 serves the baselines in evals.
+        Dense (FAISS) and BM25 each return their best `candidates` units among those the filters
+        admit (the filters are applied inside the store), fused by reciprocal rank fusion."""
+        mask = self.store.row_mask(filters) if filters.active else None
+        k = self.candidates
+        ranked = []
+        if method in ("fused", "dense"):
+            ranked.append(self.store.nearest(query_vector, k, mask))
+        if method in ("fused", "bm25"):
+            ranked.append(self.bm25.top(question, k, mask))
+        if method not in ("fused", "dense", "bm25"):
+            raise ValueError(f"unknown retrieval method {method!r}")
+        results = fuse(ranked, k) if method == "fused" else list(zip(*(a.tolist() for a in ranked[0])))
         hits: dict[str, StudyHit] = {}
-        for result in retriever.retrieve(bundle):
-            meta = result.node.metadata
-            study = self.studies[meta["study_id"]]
-            if not filters.admits(study):
-                continue
-            sim = self.store.best_unit(result.node.node_id, query_vector)
+        for row, score in results:
+            unit = self.store.unit(row)
+            study = self.studies[unit.study_id]
+            sim = self.store.score(row, query_vector)
             # A study ranks by its best unit, so a long entry cannot win on its number of units.
-            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=result.score or 0.0))
+            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=score or 0.0))
             hit.relevance = max(hit.relevance, sim)
             if len(hit.evidence) < per_study:
-                hit.evidence.append(Evidence(result.node.node_id, result.node.get_content(),
-                                             meta["role"], meta["position"], sim))
-        ranked = sorted(hits.values(), key=lambda h: h.rank_score, reverse=True)
-        return ranked[:top_k]
+                hit.evidence.append(Evidence(unit.key(), self.store.text(row), unit.role.value, unit.position, sim))
+        ranked_hits = sorted(hits.values(), key=lambda h: h.rank_score, reverse=True)
+        return ranked_hits[:top_k]
+
+
+RRF_K = 60.0  # reciprocal rank fusion's constant (Cormack et al.; llama-index's QueryFusionRetriever)
+
+
+def fuse(ranked: list[tuple[np.ndarray, np.ndarray]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of ranked (rows, scores) lists, as llama-index's QueryFusionRetriever in
+    mode reciprocal_rerank: each list sorted by score, 1/(rank + 60) summed per row, ties in first-seen
+    order; the k best."""
+    fused: dict[int, float] = {}
+    for rows, scores in ranked:
+        order = sorted(range(len(rows)), key=lambda i: float(scores[i]), reverse=True)
+        for rank, i in enumerate(order):
+            row = int(rows[i])
+            fused[row] = fused.get(row, 0.0) + 1.0 / (rank + RRF_K)
+    return sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]

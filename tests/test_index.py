@@ -124,8 +124,8 @@ def test_broken_or_empty_index_is_a_clear_error(fake, small_corpus, tmp_path):
 
     index_dir = tmp_path / "index"
     build_index([small_corpus], Settings(index_dir=index_dir, embedding_model=FAKE), progress=False)
-    (live_build(index_dir) / "docstore.json").write_text("{not json")
-    with pytest.raises(IndexMissing, match="damaged .*docstore.json does not match its checksum.* rebuild it with `atlas-assistant index`"):
+    (live_build(index_dir) / "texts.bin").write_text("{not json")  # the unit texts (the docstore)
+    with pytest.raises(IndexMissing, match="damaged .*texts.bin does not match its checksum.* rebuild it with `atlas-assistant index`"):
         Library(index_dir)
     build_index([small_corpus], Settings(index_dir=tmp_path / "index2", embedding_model=FAKE), progress=False)
     before = live_build(tmp_path / "index2")

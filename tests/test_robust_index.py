@@ -119,7 +119,7 @@ def texts_of(index_dir):
     from assistant.parse import load_corpus
 
     manifest = json.loads((live_build(index_dir) / MANIFEST).read_text())
-    paths = sorted({s["source_path"] for s in json.loads((live_build(index_dir) / "studies.json").read_text())})
+    paths = sorted({s.source_path for s in Library(index_dir).studies.values()})
     nodes = [n for study in load_corpus([Path(p) for p in paths]).studies for n in chunk_study(study)]
     by_hash = {index_module.sha(t): t for t in (n.get_content(metadata_mode="embed") for n in nodes)}
     return [by_hash[h] for h in manifest["chunk_hashes"]]
@@ -254,12 +254,12 @@ def damage(index_dir, kind):
         (build / MANIFEST).write_text("{not json")
     elif kind == "manifest missing":
         (build / MANIFEST).unlink()
-    elif kind == "docstore garbage":
-        (build / "docstore.json").write_text("{not json")
+    elif kind == "docstore garbage":  # the unit texts
+        (build / "texts.bin").write_text("{not json")
     elif kind == "bm25 missing":
         shutil.rmtree(build / "bm25")
     elif kind == "studies truncated":
-        (build / "studies.json").write_bytes((build / "studies.json").read_bytes()[:100])
+        (build / "studies.jsonl").write_bytes((build / "studies.jsonl").read_bytes()[:100])
     elif kind == "builds is a file":
         shutil.rmtree(index_dir / BUILDS)
         (index_dir / BUILDS).write_text("not a folder")
@@ -366,7 +366,7 @@ def test_manifest_holds_a_checksum_for_every_file(fake, small_corpus, tmp_path):
     build = live_build(index_dir)
     manifest = json.loads((build / MANIFEST).read_text())
     files = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()} - {MANIFEST}
-    assert set(manifest["files"]) == files and VECTORS in files and "studies.json" in files
+    assert set(manifest["files"]) == files and VECTORS in files and "studies.jsonl" in files and "texts.bin" in files
     assert all(len(digest) == 64 for digest in manifest["files"].values())
 
 
@@ -391,7 +391,7 @@ def test_flipped_bytes_through_the_real_model_are_repaired(small_corpus, tmp_pat
 def test_a_build_that_fails_while_writing_leaves_nothing_behind(fake, small_corpus, tmp_path, monkeypatch):
     import errno
 
-    from llama_index.core import StorageContext
+    from assistant import store
 
     index_dir = tmp_path / "index"
     settings = fake_settings(index_dir)
@@ -401,7 +401,7 @@ def test_a_build_that_fails_while_writing_leaves_nothing_behind(fake, small_corp
     def disk_full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(StorageContext, "persist", disk_full)
+    monkeypatch.setattr(store, "write_bm25", disk_full)  # after the texts and vectors were written
     with pytest.raises(OSError, match="No space left"):
         build_index([small_corpus], settings, progress=False)
     assert [p.name for p in (index_dir / BUILDS).iterdir()] == [before.name]

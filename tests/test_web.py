@@ -107,9 +107,9 @@ def test_api_mode_filters_empty_and_long_input(client):
 @pytest.mark.parametrize("state", ["missing", "broken"])
 def test_missing_or_broken_index_names_the_fix(tmp_path, state, capsys):
     settings = Settings(index_dir=tmp_path / "index")
-    if state == "broken":  # an index whose docstore was damaged cannot be opened
+    if state == "broken":  # an index whose unit texts (the docstore) were damaged cannot be opened
         build_index([CORPUS / "2013_meeus_mitochondria_oxidative_stress.txt"], settings, progress=False)
-        (live_build(settings.index_dir) / "docstore.json").write_text("{not json")
+        (live_build(settings.index_dir) / "texts.bin").write_text("{not json")
     with running(settings) as url:
         answer = Client(url, verbose=False).predict(QUESTION, api_name="/chat")
         page_config = httpx.get(f"{url}/config").text
