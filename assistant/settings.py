@@ -18,10 +18,6 @@ class Settings:
     corpus: list[Path] = field(default_factory=lambda: [Path("corpus")])
     # Largest corpus file read, in bytes; a larger file is reported and skipped (assistant/parse/limits.py).
     max_file_bytes: int = 20 * 1024 * 1024
-    # Largest corpus file read, in bytes; a larger file is reported and skipped (assistant/parse/limits.py).
-    max_file_bytes: int = 20 * 1024 * 1024
-    # Largest corpus file read, in bytes; a larger file is reported and skipped (assistant/parse/limits.py).
-    max_file_bytes: int = 20 * 1024 * 1024
     # A local sentence-transformers folder; empty means the packaged all-MiniLM-L6-v2.
     embedding_model: str = ""
     embed_batch_size: int = 64
@@ -109,10 +105,6 @@ def load_settings(overrides: dict | None = None, config: Path | None = None) -> 
     for name in ("top_k", "candidates", "embed_batch_size", "llm_max_tokens", "eutils_retmax"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"setting {name}: must be at least 1, got {getattr(settings, name)}")
-    if settings.max_file_bytes < 1:
-        raise SettingsError(f"setting max_file_bytes: must be at least 1, got {settings.max_file_bytes}")
-    if settings.max_file_bytes < 1:
-        raise SettingsError(f"setting max_file_bytes: must be at least 1, got {settings.max_file_bytes}")
     if settings.max_file_bytes < 1:
         raise SettingsError(f"setting max_file_bytes: must be at least 1, got {settings.max_file_bytes}")
     for name, allowed in CHOICES.items():
