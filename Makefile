@@ -1,5 +1,5 @@
 # Two commands for a new user:  `make chat` (install, index the bundled corpus, open the chat)
-# and `make test` (install, run the whole test suite). Everything goes into .venv/.
+# and `make test` (install, run the whole test suite); `make lint` runs ruff and mypy. Everything goes into .venv/.
 # Quiet by default: pip and apt write to $(LOG), each step prints one line (the log's tail when it
 # fails). `make test V=1` shows everything; `make test-fast` runs the fast layer (pytest -m "not slow").
 VENV ?= .venv
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	$(call step,atlas-assistant and test tools,$(BIN)/pip install -e '.[dev]')
 	@touch $(STAMP)
 
-.PHONY: install chat test test-fast chromium
+.PHONY: install chat test test-fast lint chromium
 install: $(STAMP)
 
 chat: $(STAMP)
@@ -56,6 +56,11 @@ PYTEST_QUIET := $(if $(filter 1,$(V)),,-q --disable-warnings)
 
 test: $(STAMP) chromium
 	$(if $(filter 1,$(V)),,@)$(BIN)/pytest $(PYTEST_QUIET) $(PYTEST_ARGS)
+
+# ruff (pycodestyle + pyflakes) over the code, tests and benches; mypy over assistant/ (pyproject.toml).
+lint: $(STAMP)
+	$(if $(filter 1,$(V)),,@)$(BIN)/ruff check $(if $(filter 1,$(V)),,-q) assistant tests bench && echo "ruff: ok"
+	$(if $(filter 1,$(V)),,@)$(BIN)/mypy $(if $(filter 1,$(V)),,--no-error-summary) && echo "mypy: ok"
 
 test-fast: $(STAMP)
 	$(if $(filter 1,$(V)),,@)$(BIN)/pytest $(PYTEST_QUIET) -m "not slow" $(PYTEST_ARGS)

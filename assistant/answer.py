@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .study import Study
 
@@ -18,7 +19,7 @@ class Item:
     generated: bool = False
 
     def contract(self) -> dict:
-        data = {"text": self.text, "role": self.role, "citations": self.citations}
+        data: dict[str, Any] = {"text": self.text, "role": self.role, "citations": self.citations}
         if self.role == "not_proven":
             data["generated"] = self.generated
         return data
@@ -93,7 +94,7 @@ class Answer:
         return {name: getattr(self, name) for name in BLOCKS}
 
     def contract(self) -> dict:
-        data = {"question": self.question, "status": self.status, "question_type": self.question_type,
+        data: dict[str, Any] = {"question": self.question, "status": self.status, "question_type": self.question_type,
                 "subject": self.subject, "verdict": self.verdict,
                 "bottom_line": self.bottom_line or first_sentence(self.short_answer),
                 "short_answer": self.short_answer}

@@ -133,7 +133,7 @@ def _batch_questions(path: Path) -> list[tuple[str, list[str]]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    questions = []
+    questions: list[tuple[str, list[str]]] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -389,7 +389,7 @@ class Parser(argparse.ArgumentParser):
     """argparse that names the closest flag, command or choice when one is mistyped, with the usage
     of the command it belongs to (`ask --jsn` shows `ask`'s usage and suggests --json)."""
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
@@ -397,7 +397,7 @@ class Parser(argparse.ArgumentParser):
             owner.error(_unrecognized(extras, owner))
         return parsed
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if choice:
             options = re.findall(r"'([^']*)'", choice[2])

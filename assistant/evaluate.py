@@ -95,7 +95,8 @@ def citation_check(answer, library) -> tuple[int, int, int, list[str]]:
                 study = sources.get(n)
                 if study is None:
                     continue
-                own = design_caveats(study).items if item.generated else units(study, Role(role))
+                caveats = design_caveats(study) if item.generated else None
+                own = (caveats.items if caveats else []) if item.generated else units(study, Role(role))
                 if item.text not in own:
                     ok = False
                     if any(item.text in units(study, r) for r in Role if r.value != role):

@@ -27,7 +27,7 @@ def _records(shared: Path, sources: set[str]) -> dict[str, dict]:
 
 
 def score_roles(labels: list[dict], shared: Path) -> dict:
-    records = _records(shared, {l["source"] for l in labels})
+    records = _records(shared, {lab["source"] for lab in labels})
     matched, correct, said_observed, right_observed, misses = 0, 0, 0, 0, []
     for label in labels:
         record = records.get(label["source"])
@@ -50,15 +50,15 @@ def score_roles(labels: list[dict], shared: Path) -> dict:
 
 
 def score_studies(labels: list[dict], shared: Path) -> dict:
-    records = _records(shared, {l["source"] for l in labels})
-    found = [(l, records[l["source"]]) for l in labels if l["source"] in records]
-    type_ok = [l for l, r in found if r["study_type"] == l["study_type"]]
-    pem_ok = [l for l, r in found if r["pem"] == l["pem"]]
+    records = _records(shared, {lab["source"] for lab in labels})
+    found = [(lab, records[lab["source"]]) for lab in labels if lab["source"] in records]
+    type_ok = [lab for lab, r in found if r["study_type"] == lab["study_type"]]
+    pem_ok = [lab for lab, r in found if r["pem"] == lab["pem"]]
     share = lambda part: round(len(part) / len(found), 4) if found else None  # noqa: E731
     return {"summary": {"labelled": len(labels), "matched": len(found), "study_type_accuracy": share(type_ok),
                         "pem_accuracy": share(pem_ok)},
-            "misses": [{"source": l["source"], "gold": [l["study_type"], l["pem"]], "got": [r["study_type"], r["pem"]]}
-                       for l, r in found if (r["study_type"], r["pem"]) != (l["study_type"], l["pem"])]}
+            "misses": [{"source": lab["source"], "gold": [lab["study_type"], lab["pem"]], "got": [r["study_type"], r["pem"]]}
+                       for lab, r in found if (r["study_type"], r["pem"]) != (lab["study_type"], lab["pem"])]}
 
 
 def read(path: Path) -> list[dict]:

@@ -189,7 +189,8 @@ def live_build(index_dir: Path, verify: bool = True) -> Path | None:
 
 def open_live(index_dir: Path) -> tuple[Path, dict] | None:
     """The live build and its manifest, every file verified (as `live_build`); None when there is no index."""
-    return _live(index_dir, True)
+    found = _live(index_dir, True)
+    return (found[0], found[1] or {}) if found else None  # verified, so the manifest is always there
 
 
 def _live(index_dir: Path, verify: bool) -> tuple[Path, dict | None] | None:
@@ -296,7 +297,7 @@ def _remove(path: Path) -> None:
             pass
 
 
-def _tidy(index_dir: Path, damaged: set[str] = frozenset(), now: float | None = None) -> list[str]:
+def _tidy(index_dir: Path, damaged: set[str] | frozenset[str] = frozenset(), now: float | None = None) -> list[str]:
     """Make the folder layout sound and drop what no reader needs; returns what was repaired.
     Runs only under the writer lock, so every `.partial` and temporary file here is stale."""
     repairs = []
@@ -328,7 +329,7 @@ def _tidy(index_dir: Path, damaged: set[str] = frozenset(), now: float | None = 
             retired[entry] = (entry / RETIRED).stat().st_mtime
         except OSError:
             _remove(entry)  # finished but never live (its writer died before the swap)
-    newest = max(retired, key=retired.get, default=None)
+    newest = max(retired, key=lambda entry: retired[entry], default=None)
     for entry, when in retired.items():
         if entry != newest and now - when > KEEP_SECONDS:
             _remove(entry)

@@ -31,7 +31,7 @@ class Filters:
     def admits(self, study: Study) -> bool:
         year = study.year or 0
         return ((not self.year_from or year >= self.year_from)
-                and (not self.year_to or (year and year <= self.year_to))
+                and (not self.year_to or (year > 0 and year <= self.year_to))
                 and (not self.study_types or study.study_type in self.study_types)
                 and (not self.pem_required or study.pem == Pem.REQUIRED)
                 and (not self.study_ids or study.id in self.study_ids))

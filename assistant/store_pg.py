@@ -50,7 +50,7 @@ from .pubmed_sync import library_last_sync
 from .retrieve import Evidence, Filters, StudyHit
 from .settings import Settings
 from .store import ScoredUnit, UnitId
-from .study import STUDY_TYPES, Pem, Role, Study
+from .study import STUDY_TYPES, Pem, Study
 
 SCHEMA = "atlas"
 UNITS = "units_"  # PGVectorStore prefixes data_: a generation's table is atlas.data_units_<name>
@@ -84,7 +84,7 @@ def safe_url(url: str) -> str:
             parsed = parsed.update_query_dict(hidden)
         return unquote(parsed.render_as_string(hide_password=True))  # ?host=/run/postgresql, not %2F
     except Exception:  # not a URL at all: show it without anything that looks like a secret
-        masked = re.sub(r"(://[^:/@?]*:)[^@]*@", r"\1***@", url.strip())
+        masked = re.sub(r":[^@\s]*@", ":***@", url.strip())
         return re.sub(r"(password=)[^&\s]*", r"\1***", masked, flags=re.I)[:200]
 
 

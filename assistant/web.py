@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -77,7 +78,7 @@ class Chat:
 
     def ask(self, question: str, mode: str, filters: Filters, conversation: Conversation) -> Answer | str:
         if self.assistant is None:
-            return self.problem
+            return self.problem or texts()["error"]
         try:
             with self.lock:
                 return self.assistant.ask(question, mode, filters, conversation)
@@ -302,7 +303,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 mode = gr.Radio([tuple(m) for m in controls["modes"]], value=settings.mode
                                 if settings.mode in ("patient", "clinician") else "patient",
                                 label=controls["mode"])
-                listing = {"elem_classes": ["atlas-listing"]}  # see web.css
+                listing: dict[str, Any] = {"elem_classes": ["atlas-listing"]}  # see web.css
                 years = [controls["any_year"], *map(str, chat.years())]
                 year_from = gr.Dropdown(years, value=years[0], label=controls["year_from"], **listing)
                 year_to = gr.Dropdown(years, value=years[0], label=controls["year_to"], **listing)
@@ -318,7 +319,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         inputs = [message, chatbot, conversation, mode, year_from, year_to, study_types, pem_required,
                   keep_log]
         outputs = [chatbot, conversation, message, markdown]
-        private = {"api_visibility": "private", "show_progress": "minimal"}
+        private: dict[str, Any] = {"api_visibility": "private", "show_progress": "minimal"}
         message.submit(respond, inputs, outputs, **private)
         ask.click(respond, inputs, outputs, **private)
         chatbot.example_select(_example_text, None, message, api_visibility="private") \

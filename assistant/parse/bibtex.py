@@ -46,7 +46,7 @@ def parse_bibtex(text: str, file: str) -> list[Record]:
         if isinstance(block, DuplicateBlockKeyBlock):
             reason = f"duplicate entry key '{block.key}': each entry needs its own key"
         elif isinstance(block, ParsingFailedBlock):
-            raw = block.raw.strip().splitlines()[0][:60] if block.raw.strip() else ""
+            raw = (block.raw or "").strip().splitlines()[0][:60] if (block.raw or "").strip() else ""
             reason = (f"entry '{raw}' cannot be read: {block.error or 'unbalanced braces or a missing comma'}; "
                       "expected '@type{key, field = {value}, …}'")
         else:
@@ -96,9 +96,9 @@ def _entry(entry, file: str, line: int) -> Record:
     study.__dict__["_reading"] = reading
     kind, reason = ENTRY_TYPES.get(entry.entry_type.lower(), ("other", ""))
     study.study_type = kind
-    keywords = [k.strip() for k in fields.get("keywords", "").split(",") if k.strip()]
+    tags = [k.strip() for k in fields.get("keywords", "").split(",") if k.strip()]
     finish(study, publication_types=[entry.entry_type] if entry.entry_type.lower() in NOT_A_STUDY else [],
-           tags=keywords, type_reason=reason)
+           tags=tags, type_reason=reason)
     if fields.get("diagnostic_criteria"):
         study.pem, reading_of(study).pem_reason = pem_from_criteria(fields["diagnostic_criteria"])
     return study, []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Literal
 
 from ..study import Role, Section, Study, normalise_doi, study_id
 from .markdown import FORWARD, finish, limit_cue, person_name, route, year_of
@@ -15,6 +16,7 @@ from .problems import Problem
 from .roles import Reading, cues
 
 Record = tuple[Study | None, list[Problem]]
+SEPARATORS = re.compile(r"[\s,]*")  # between the elements of a JSON list
 
 # Structured-abstract labels and the role of the text that follows them.
 LABELS = {
@@ -184,7 +186,7 @@ def _looks_like_jsonl(text: str, err: json.JSONDecodeError) -> bool:
     return lines[0].startswith("{") and ("Extra data" in err.msg or len(lines) > 1 and 2 * starts > len(lines))
 
 
-def _record_list(data) -> tuple[str | None | bool, list | None]:
+def _record_list(data) -> tuple[str | None | Literal[False], list | None]:
     """(where the list is: None for a top-level list, a key, False for a single record; the list)."""
     if isinstance(data, list):
         return None, data
@@ -210,9 +212,10 @@ def _element_lines(text: str, key: str | None) -> list[int]:
         if not match:
             return []
         pos = match.end() - 1
-    decoder, lines, pos = json.JSONDecoder(), [], pos + 1
+    decoder, pos = json.JSONDecoder(), pos + 1
+    lines: list[int] = []
     while True:
-        pos = re.compile(r"[\s,]*").match(text, pos).end()
+        pos = SEPARATORS.match(text, pos).end()  # type: ignore[union-attr]  # matches the empty string too
         if pos >= len(text) or text[pos] == "]":
             return lines
         lines.append(text.count("\n", 0, pos) + 1)
@@ -379,15 +382,15 @@ def _add(reading: Reading | None, sentence: str, role: Role, why: str) -> None:
 def _labelled_parts(text: str) -> list[tuple[str, Role, str]]:
     """(label, role, text) for each known label; text before the first label is background."""
     marks = [(m, _label_role(m.group(1))) for m in LABEL.finditer(text)]
-    marks = [(m, role) for m, role in marks if role]
-    if len(marks) < 2:  # one stray label ('METHODS:' alone) does not make an abstract structured
+    known = [(m, role) for m, role in marks if role is not None]
+    if len(known) < 2:  # one stray label ('METHODS:' alone) does not make an abstract structured
         return []
     parts = []
-    lead = text[: marks[0][0].start()].strip()
+    lead = text[: known[0][0].start()].strip()
     if lead:
         parts.append(("Background", Role.CONTEXT, lead))
-    for i, (match, role) in enumerate(marks):
-        end = marks[i + 1][0].start() if i + 1 < len(marks) else len(text)
+    for i, (match, role) in enumerate(known):
+        end = known[i + 1][0].start() if i + 1 < len(known) else len(text)
         body = text[match.end():end].strip()
         if body:
             parts.append((match.group(1).strip().title(), role, body))
@@ -438,8 +441,8 @@ def _unstructured(text: str, line: int | None, reading: Reading | None = None) -
             role, why = Role.METHODS, f"method cue '{m.group(0).lower()}'"
         elif (m := STATS.search(sentence) or RESULT.search(sentence)) and not EARLIER_WORK.search(sentence):
             role, why, results_seen = Role.OBSERVED, f"result cue '{m.group(0).lower()}'", True
-        elif m := complaint.find(sentence):
-            role, why = Role.CONTEXT, f"about the field ('{m.lower()}'), not this study"
+        elif cue := complaint.find(sentence):
+            role, why = Role.CONTEXT, f"about the field ('{cue.lower()}'), not this study"
         else:
             role, why = Role.CONTEXT, "no result, method or interpretation cue: background"
         routed.setdefault(role, []).append(sentence)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Literal
 
 from ..prompts import table
 from ..study import Role
@@ -68,7 +69,7 @@ def quote(cue: str) -> str:
     return f"'{cue.lower()}'"
 
 
-def content_role(sentence: str, start: Role, where: str, limit_cue: str | None | bool = False) -> tuple[Role, str]:
+def content_role(sentence: str, start: Role, where: str, limit_cue: str | None | Literal[False] = False) -> tuple[Role, str]:
     """The role of one sentence that a heading or label placed in `start` (said by `where`, e.g.
     "heading 'What has been found?'"), and why. Order: a limit of this study, a complaint about the
     field, future work, then interpretation or advice (never observed), then methods. `limit_cue` is
