@@ -448,6 +448,10 @@ def _previous_vectors(index_dir: Path, model: str) -> Reuse:
 
 def build_index(paths: list[Path], settings: Settings, progress: bool = True,
                 lock_timeout: float | None = None) -> IndexSummary:
+    if settings.store == "postgres":  # the shared store writes generations of its own
+        from .store_pg import build_postgres
+
+        return build_postgres(paths, settings, progress, lock_timeout)
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
     load = load_corpus(paths, settings.max_file_bytes)

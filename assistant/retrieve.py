@@ -102,6 +102,11 @@ class Library:
             raise IndexMissing(f"the index at {index_dir}/ cannot be read ({type(err).__name__}: {err}); "
                                "rebuild it with `atlas-assistant index`") from None
 
+    def refresh(self) -> bool:
+        """Whether the library changed since it was opened (and was reopened); the shared store
+        (store_pg.PostgresLibrary) follows re-indexes this way, an opened FAISS index does not."""
+        return False
+
     def retrieve(self, question: str, query_vector: np.ndarray, filters: Filters = Filters(),
                  top_k: int = 5, per_study: int = 6, method: str = "fused") -> list[StudyHit]:
         """Studies ranked for the question. `method` dense or bm25 serves the baselines in evals.
