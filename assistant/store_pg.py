@@ -244,7 +244,7 @@ class Database:
                     conn.exec_driver_sql(f'DROP TABLE IF EXISTS {SCHEMA}."{name}"')
                     removed.append(f"removed the half-written build {name} (its `index` stopped before it went live)")
             retired = {n: float(age) for n, age in ages.items() if n != live and age is not None}
-            newest = min(retired, key=retired.get, default=None)
+            newest = min(retired, key=lambda n: retired[n], default=None)
             for name, age in retired.items():
                 if name != newest and age > KEEP_SECONDS:
                     self.sql(f"DELETE FROM {SCHEMA}.generations WHERE name = :name", {"name": name}, conn=conn)
@@ -360,10 +360,11 @@ class PostgresLibrary:
 
         found = self.db.generation(name)
         if found is None:  # replaced and removed between the two reads: read `live` again
-            name = self.db.live()
-            found = self.db.generation(name) if name else None
-            if found is None:
+            again = self.db.live()
+            found = self.db.generation(again) if again else None
+            if again is None or found is None:
                 raise StoreUnavailable(text("no_library", where=self.db.where))
+            name = again
         manifest, records = found
         if not manifest.get("chunk_hashes"):
             raise StoreUnavailable(text("empty", where=self.db.where))
@@ -377,7 +378,7 @@ class PostgresLibrary:
         self.manifest, self.studies, self._numbers, self._index = manifest, studies, numbers, index
         self.store = PostgresUnitStore(self.db, name, studies, numbers)
         self.generation = name
-        self._plain = None
+        self._plain: dict | None = None
 
     def _metadata_filters(self, filters: Filters):
         """The filters as SQL conditions on the units' metadata (inside both searches); NOTHING when
@@ -386,7 +387,7 @@ class PostgresLibrary:
 
         if not filters.active:
             return None
-        parts = []
+        parts: list[MetadataFilter | MetadataFilters] = []
         if filters.year_from:
             parts.append(MetadataFilter(key="year", operator=Op.GTE, value=int(filters.year_from)))
         if filters.year_to:  # a study without a year is never "up to" a year
@@ -409,6 +410,7 @@ class PostgresLibrary:
     def _retrievers(self, metadata_filters) -> dict:
         from llama_index.core.llms import MockLLM
         from llama_index.core.retrievers import QueryFusionRetriever, VectorIndexRetriever
+        from llama_index.core.retrievers.fusion_retriever import FUSION_MODES
         from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
         if metadata_filters is None and self._plain is not None:
@@ -417,7 +419,7 @@ class PostgresLibrary:
         dense = VectorIndexRetriever(self._index, similarity_top_k=k, filters=metadata_filters)
         words = VectorIndexRetriever(self._index, similarity_top_k=k, filters=metadata_filters,
                                      vector_store_query_mode=VectorStoreQueryMode.TEXT_SEARCH)
-        fused = QueryFusionRetriever([dense, words], llm=MockLLM(), mode="reciprocal_rerank",
+        fused = QueryFusionRetriever([dense, words], llm=MockLLM(), mode=FUSION_MODES.RECIPROCAL_RANK,
                                      similarity_top_k=k, num_queries=1, use_async=False)
         found = {"dense": dense, "bm25": words, "fused": fused}  # "bm25": the keyword side, by its usual name
         if metadata_filters is None:
@@ -465,7 +467,7 @@ def _reusable(db: Database, model: str, index_dir: Path) -> tuple[dict[str, np.n
     embeds nothing again)."""
     live = db.live()
     found = db.generation(live) if live else None
-    if found is None:
+    if live is None or found is None:
         seeded = _previous_vectors(index_dir, model).vectors
         return seeded, None, [text("seeded", index_dir=index_dir)] if seeded else []
     manifest = found[0]
@@ -481,6 +483,8 @@ def _reusable(db: Database, model: str, index_dir: Path) -> tuple[dict[str, np.n
 def build_postgres(paths: list[Path], settings: Settings, progress: bool = True,
                    lock_timeout: float | None = None) -> IndexSummary:
     """`index` into the shared store: a new generation, live in one transaction at the end."""
+    from llama_index.core.schema import MetadataMode
+
     started = time.perf_counter()
     db = Database(settings.store_url)
     try:
@@ -492,7 +496,7 @@ def build_postgres(paths: list[Path], settings: Settings, progress: bool = True,
         summary = IndexSummary(studies=len(load.studies), skipped=load.skipped,
                                warnings=[str(p) for p in load.problems if p.severity == "warning"])
         nodes = [node for study in load.studies for node in chunk_study(study)]
-        texts = [node.get_content(metadata_mode="embed") for node in nodes]
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
         hashes = [sha(t) for t in texts]
         model = model_name(settings.embedding_model)
         with db.writer_lock(timeout=lock_timeout) as waited:
@@ -517,8 +521,9 @@ def build_postgres(paths: list[Path], settings: Settings, progress: bool = True,
                 node.excluded_llm_metadata_keys = [*node.excluded_llm_metadata_keys, "study_n"]
             summary.chunks, summary.embedded_chunks = len(nodes), len(todo)
             summary.reused_chunks = len(nodes) - len(todo)
+            dimension = len(nodes[0].embedding or []) if nodes else 0
             manifest = {
-                "model": model, "dimension": len(nodes[0].embedding) if nodes else 0,
+                "model": model, "dimension": dimension,
                 "chunking_version": CHUNKING_VERSION, "chunk_hashes": hashes,
                 "node_ids": [node.node_id for node in nodes],
                 "studies": {s.id: sha(json.dumps(s.to_dict(), sort_keys=True, default=str)) for s in load.studies},
@@ -526,7 +531,7 @@ def build_postgres(paths: list[Path], settings: Settings, progress: bool = True,
                 "last_sync": library_last_sync(load.studies),  # of the PubMed library folders read
             }
             name = f"g{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(4)}"
-            _write_generation(db, name, nodes, manifest["dimension"] or 384)
+            _write_generation(db, name, nodes, dimension or 384)
             db.publish(name, manifest, [s.to_dict() for s in load.studies])
             summary.warnings += db.tidy()
     finally:
