@@ -5,6 +5,7 @@ import argparse
 import difflib
 import json
 import re
+from dataclasses import replace
 from datetime import date
 import os
 import sys
@@ -200,10 +201,14 @@ def cmd_chat(args, settings) -> int:
             mode = "clinician" if "clin" in question else "patient"
             print(f"mode: {mode}")
             continue
-        answer = assistant.ask(question, mode, _filters(args), conversation)
+        # A model writer streams: each sentence is shown as soon as it passed the verifier; the
+        # full answer (or the built-in one, if the model's text failed) follows.
+        streaming = settings.backend != "extractive"
+        stream = (lambda part, text: print(f"  … {text}", flush=True)) if streaming else None
+        answer = assistant.ask(question, mode, _filters(args), conversation, on_sentence=stream)
         if answer.resolved_question:
             print(f"(understood as: {answer.resolved_question})")
-        print(to_terminal(answer, mode))
+        print(("\n" if streaming else "") + to_terminal(answer, mode))
 
 
 def cmd_eval(args, settings) -> int:
@@ -263,9 +268,16 @@ def _eval_answers(args, settings, questions) -> int:
     from .index import build_index
 
     build_index(args.corpus or settings.corpus, settings, progress=not args.json)
-    result = answer_eval.score_answers(_open_assistant(settings), questions, progress=not args.json)
     name = f"{date.today()}-{args.set.stem}" + (f"-{args.split}" if args.split else "")
-    report = answer_eval.write(name, result, args.out)
+    if settings.backend != "extractive":  # the model's writer beside the built-in one, same questions
+        results = {w: answer_eval.score_answers(_open_assistant(replace(settings, backend=w)), questions,
+                                                progress=not args.json)
+                   for w in ("extractive", settings.backend)}
+        report = answer_eval.write_side_by_side(f"{name}-writers", results, args.out)
+        result = {"summary": {w: r["summary"] for w, r in results.items()}}
+    else:
+        result = answer_eval.score_answers(_open_assistant(settings), questions, progress=not args.json)
+        report = answer_eval.write(name, result, args.out)
     print(json.dumps(result["summary"]) if args.json else f"\nreport: {report}\n" + json.dumps(result["summary"], indent=1))
     return 0
 
@@ -370,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, default=Path("evals/reports"), help="report folder")
     evaluate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     evaluate.add_argument("--split", choices=["dev", "frozen"], help="only this split of the set")
+    _add_writer_options(evaluate)
     evaluate.set_defaults(run=cmd_eval)
 
     sync = sub.add_parser("sync", help="fetch new and updated PubMed records into a library folder "

@@ -37,7 +37,7 @@ class Settings:
     # The verifier (verify.py) keeps a generated sentence only when it is this close to a cited unit
     # in embedding space and this share of its content words is found in the cited units.
     verify_min_similarity: float = 0.5
-    verify_min_coverage: float = 0.75
+    verify_min_coverage: float = 0.6
     llm_min_kept: float = 0.5  # share of short-answer sentences that must survive, else the fallback
     mode: str = "patient"  # patient | clinician
     # When no study speaks to a question it gets `no_evidence` (gate.EvidenceCheck; calibrated on

@@ -64,6 +64,7 @@ def verified(text: str, evidence: EvidenceSet, fixed: list[str]) -> str:
 # do not, and not contradict the verdict. Its citations are then re-derived from the units it rests on.
 
 
+INTENSIFIED = re.compile(r"\b(more|less|most|least)\s+(?=(?!likely\b)\w+ly\b|well\b)", re.I)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 WORD = re.compile(r"[a-z0-9][a-z0-9/'-]*")
 
@@ -89,10 +90,38 @@ class Supply:
 @cache
 def _lexicon() -> dict:
     spec = table("llm")["verify"]
-    rx = {k: re.compile(spec[k], re.I) for k in ("negation", "hedge", "limit", "never", "causal", "forbidden", "up", "down")}
-    contradicts = {k: [re.compile(p, re.I) for p in v] for k, v in spec["contradicts"].items()}
-    return {**rx, "contradicts": contradicts, "window": spec["negation_window"],
-            "plain": set(spec["plain"]["words"].split())}
+    rx = {k: re.compile(spec[k], re.I) for k in ("negation", "keeps_negation", "hedge", "limit", "never", "causal",
+                                                  "forbidden", "benefit", "harm")}
+    rx |= {k: re.compile(spec["opposites"][k], re.I) for k in ("comparatives", "sameness", "up", "down")}
+    opposites: dict[str, set[str]] = {}
+    for a, b in spec["opposites"]["pairs"]:
+        opposites.setdefault(a, set()).add(b)
+        opposites.setdefault(b, set()).add(a)
+    return {**rx, "opposites": opposites, "designs": spec["designs"],
+            "rare": spec["rare"], "uncommon": spec["uncommon"], "uncommon_count": spec["uncommon_count"],
+            "contradicts": {k: [re.compile(p, re.I) for p in v] for k, v in spec["contradicts"].items()},
+            "plain": set(spec["plain"]["words"].split()), "function": set(spec["plain"]["function_words"].split())}
+
+
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+                                                     "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100"}
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers a text states, in digits ('Seventeen' and 'Thirty-one' too)."""
+    found = {n.replace(",", "") for n in NUMBER.findall(text)}
+    for tens, ones in re.findall(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-(one|two|three|four|five|six|seven|eight|nine)\b", text, re.I):
+        found.add(str(int(NUMBER_WORDS[tens.lower()]) + int(NUMBER_WORDS[ones.lower()])))
+    found |= {NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in NUMBER_WORDS}
+    return found
+
+
+@cache
+def _terms() -> list[tuple[re.Pattern, str]]:
+    """Abbreviations and lay words and what studies call them (prompts/understand.toml)."""
+    return [(re.compile(p, re.I), words) for p, words in table("understand")["terms"].items()]
 
 
 @cache
@@ -126,15 +155,18 @@ class SentenceVerifier:
         self.embed, self.min_similarity, self.min_coverage = embed, min_similarity, min_coverage
         self.vectors = embed([s.unit.text for s in supplied]) if supplied else np.zeros((0, 1))
         question = evidence.understanding
-        self.free = set(_stems(f"{question.subject} {question.search_text} {evidence.question}"))
-        self.free |= set(_stemmer()(list(_lexicon()["plain"])))
+        lex = _lexicon()
+        self.asked = set(_stems(f"{question.subject} {question.search_text} {evidence.question}"))
+        self.free = self.asked | set(_stemmer()(list(lex["plain"])))
+        self.function = set(_stemmer()(list(lex["function"]))) | lex["function"]
+        self.studies = {s.n: s for s in evidence.studies}
 
     def check(self, sentence: str) -> Check:
         sentence = " ".join(sentence.split())
         if sentence in self.fixed:
             return Check(sentence, True)
-        given = {n for n in (int(x) for x in CITATION.findall(sentence))}
-        body = CITATION.sub("", sentence).replace(" .", ".").strip()
+        given = {int(x) for x in CITATION.findall(sentence)}
+        body = re.sub(r"\s+([.,;:!?])", r"\1", CITATION.sub("", sentence)).strip()
         if reasons := self._form(sentence, body, given):
             return Check(sentence, False, reasons)
         similarity = self.vectors @ self.embed([body])[0]
@@ -143,57 +175,98 @@ class SentenceVerifier:
             best = float(similarity.max()) if len(similarity) else 0.0
             return Check(sentence, False, [f"not close to any supplied unit (best similarity {best:.2f})"])
         support = [self.supplied[i] for i in near]
-        reasons = self._support(body, support) + self._stance(body, support[0]) + self._wording(body, support)
+        rests = self._rests_on(body, support, similarity[near])
+        close = [s for s, score in zip(support, similarity[near]) if score >= similarity[near][0] - 0.08]
+        reasons = self._support(body, support) + self._stance(body, rests, close, support) + self._wording(body, support)
         if reasons:
             return Check(sentence, False, reasons)
         cites = sorted({s.n for s in support[:3]})
-        units = [s.unit.id for s in support[:3]]
-        return Check(_recite(body, cites), True, [], units, cites)
+        return Check(_recite(body, cites), True, [], [s.unit.id for s in support[:3]], cites)
+
+    @staticmethod
+    def _rests_on(body: str, support: list[Supply], scores: np.ndarray, margin: float = 0.1) -> Supply:
+        """The unit a sentence is taken from: the closest, or an observed finding nearly as close or
+        sharing a figure with it (a plain statement of a finding may sit near the authors' comment
+        on it too)."""
+        figures = set(NUMBER.findall(body))
+        observed = [s for s, score in zip(support, scores) if s.role == Role.OBSERVED
+                    and (score >= scores[0] - margin or figures & set(NUMBER.findall(s.unit.text)))]
+        return observed[0] if observed else support[0]
 
     def _form(self, sentence: str, body: str, given: set[int]) -> list[str]:
-        lex, numbers = _lexicon(), {s.n for s in self.evidence.studies}
         reasons = []
         if not given:
             reasons.append("no citation")
-        if given - numbers:
-            reasons.append(f"cites a source that was not supplied: {sorted(given - numbers)}")
-        if lex["forbidden"].search(sentence):
+        if given - set(self.studies):
+            reasons.append(f"cites a source that was not supplied: {sorted(given - set(self.studies))}")
+        if _lexicon()["forbidden"].search(sentence):
             reasons.append("contains an address or markup")
         if not WORD.search(body.lower()):
             reasons.append("no words")
         return reasons
 
     def _support(self, body: str, support: list[Supply]) -> list[str]:
-        """Numbers, names and content words of the sentence must all be in the supporting units."""
-        said = " ".join(s.unit.text for s in support).lower()
+        """Numbers, names, designs and content words of the sentence must be in the supporting units."""
+        # Words, numbers and names may come from any unit given for the studies the sentence rests on
+        # (a sentence may join two findings of one study); the closeness test anchors it to one unit.
+        cited = {s.n for s in support}
+        said = " ".join(s.unit.text for s in self.supplied if s.n in cited).lower()
+        studies = [self.studies[n] for n in sorted(cited)]
         reasons = []
-        for number in NUMBER.findall(body):
-            if number.replace(",", "") not in said.replace(",", "") and number not in self.evidence.question:
-                reasons.append(f"number {number} is not in the cited units")
+        allowed = _numbers(said) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
+        # Digits and number words; "two studies" is fine when two studies were given.
+        stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
+        allowed |= {str(i) for i in range(len(self.studies) + 1)}
+        reasons += [f"number {n} is not in the cited units" for n in sorted(stated - allowed)]
         unit_stems = set(_stems(said))
-        words = [w for w in _stems(body) if not w.isdigit() and len(w) > 2]
-        uncovered = [w for w in words if w not in unit_stems and w not in self.free
-                     and not (_glossary().get(w, frozenset()) & unit_stems)]
+        words = [w for w in _stems(body) if not w.isdigit() and len(w) > 2 and w not in self.function and w not in NUMBER_WORDS]
+        uncovered = [w for w in words if not self._covered(w, unit_stems)]
         if words and 1 - len(uncovered) / len(words) < self.min_coverage:
             reasons.append(f"words not in the cited units: {', '.join(sorted(set(uncovered)))}")
-        for name in _names(body):
-            if name.lower() not in said and name.lower() not in self.evidence.question.lower() \
-                    and not (_glossary().get(_stems(name)[0], frozenset()) & unit_stems if _stems(name) else False):
-                reasons.append(f"name {name} is not in the cited units")
+        elif specific := _specific(body, {w for w in words if w in uncovered}, bool(_lexicon()["hedge"].search(body))):
+            reasons.append(f"says what the cited units do not: {', '.join(specific)}")
+        reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, said, unit_stems)]
+        designs = {s.profile.design or "other" for s in studies}
+        for word, kinds in _lexicon()["designs"].items():
+            if re.search(rf"\b{word}\b", body, re.I) and not designs & set(kinds) and not re.search(rf"\b{word}", said):
+                reasons.append(f"calls a source a {word}, which it is not")
         return reasons
 
-    def _stance(self, body: str, unit: Supply) -> list[str]:
-        """Negation, direction and role of the sentence against the unit it rests on most."""
+    def _covered(self, stem: str, unit_stems: set[str]) -> bool:
+        """In the units (or a word sharing its first five letters: 'weaken' for 'weaker'), in the
+        question, a plain word, or a glossary word for one in the units."""
+        return (stem in unit_stems or stem in self.free or bool(_glossary().get(stem, frozenset()) & unit_stems)
+                or len(stem) >= 5 and any(u.startswith(stem[:5]) for u in unit_stems))
+
+    def _named(self, name: str, said: str, unit_stems: set[str]) -> bool:
+        """A name is supported when the units, the question, the glossary or the terms lexicon carry it."""
+        if name.lower() in said or name.lower() in self.evidence.question.lower():
+            return True
+        parts = [p for p in re.split(r"[-/]", name) if len(p) > 2]
+        if parts and all(p.lower() in said for p in parts):
+            return True
+        expansions = " ".join(words for pattern, words in _terms() if pattern.search(name))
+        stems = set(_stems(f"{name} {expansions}"))
+        return any(s in self.asked or (self._covered(s, unit_stems) and s not in self.free) for s in stems)
+
+    def _stance(self, body: str, unit: Supply, close: list[Supply], support: list[Supply]) -> list[str]:
+        """Negation, direction and role of the sentence against the unit it rests on (and, for
+        direction and benefit, the units nearly as close)."""
         lex, text = _lexicon(), unit.unit.text
         reasons = []
-        if bool(lex["negation"].search(body)) != bool(lex["negation"].search(text)) and unit.role == Role.OBSERVED:
-            reasons.append("negation differs from the unit it rests on")
-        for scale, other in (("up", "down"), ("down", "up")):
-            if lex[scale].search(body) and not lex[other].search(body) and lex[other].search(text) and not lex[scale].search(text):
-                reasons.append("direction differs from the unit it rests on")
+        if lex["negation"].search(text) and not (lex["negation"].search(body) or lex["keeps_negation"].search(body)):
+            reasons.append("drops the negation of the unit it rests on")
+        if flipped := next((f for f in (_opposed(body, c.unit.text) for c in close) if f), ""):
+            reasons.append(f"turns the finding around ({flipped})")
+        # A claim of benefit or harm rests on an observed finding that reports one (or, hedged, on the
+        # authors' view).
+        grounds = support if lex["hedge"].search(body) else [c for c in support if c.role == Role.OBSERVED]
+        for claim in ("benefit", "harm"):
+            if _unnegated(lex[claim], body, uncertain=True) and not any(lex[claim].search(c.unit.text) for c in grounds):
+                reasons.append(f"claims a {claim} that the unit it rests on does not report")
         if unit.role == Role.INFERRED and not lex["hedge"].search(body):
             reasons.append("states the authors' inference as a finding (hedge dropped)")
-        if unit.role in (Role.NOT_PROVEN, Role.OPEN_QUESTION) and not lex["limit"].search(body):
+        if unit.role in (Role.NOT_PROVEN, Role.OPEN_QUESTION) and not (lex["limit"].search(body) or lex["hedge"].search(body)):
             reasons.append("states what the study does not prove as a finding")
         return reasons
 
@@ -201,9 +274,13 @@ class SentenceVerifier:
         """Certainty and cause words, and claims that contradict the verdict."""
         lex = _lexicon()
         observed = " ".join(s.unit.text for s in support if s.role == Role.OBSERVED)
+        every = " ".join(s.unit.text for s in support)
+        hedged = bool(lex["hedge"].search(body))
         reasons = [f"certainty word: {w}" for w in _unnegated(lex["never"], body)]
+        # A hedged sentence ("the authors think it may add to…") may word a causal idea its units hold.
+        hedged_cause = hedged and bool(lex["causal"].search(every) or re.search(r"\b(contribut|driv|caus|link|explain|attribut|reflect|role|sign of|interpret)", every, re.I))
         reasons += [f"causal word the cited findings do not use: {w}" for w in _unnegated(lex["causal"], body)
-                    if not re.search(rf"\b{re.escape(w)}\b", observed, re.I)]
+                    if not _uses(observed, w) and not hedged_cause]
         for pattern in lex["contradicts"].get(self.verdict, []):
             if _unnegated(pattern, body):
                 reasons.append(f"contradicts the verdict ({self.verdict})")
@@ -211,12 +288,53 @@ class SentenceVerifier:
         return reasons
 
 
-def _unnegated(pattern: re.Pattern, text: str) -> list[str]:
-    """Matches of `pattern` not preceded, within a few words, by a negation."""
-    lex, found = _lexicon(), []
+def _opposed(body: str, text: str) -> str:
+    """'higher / lower' when the sentence says a word its unit lacks and the unit says its opposite,
+    or the unit finds no difference and the sentence states one."""
+    lex = _lexicon()
+    body = INTENSIFIED.sub(" ", body)  # "more slowly", "less well": manner, not amount
+    if lex["sameness"].search(text) and not (lex["sameness"].search(body) or lex["negation"].search(body)) \
+            and (comparative := lex["comparatives"].search(body)):
+        return f"{comparative.group(0)} / {lex['sameness'].search(text).group(0)}"
+    said = set(re.findall(r"[a-z]+", body.lower()))
+    unit = set(re.findall(r"[a-z]+", text.lower()))
+    for word in sorted(said - unit):
+        for opposite in sorted(_lexicon()["opposites"].get(word, set()) & (unit - said)):
+            return f"{word} / {opposite}"
+    for one, other in (("up", "down"), ("down", "up")):
+        mine = {w for w in said - unit if lex[one].fullmatch(w)}
+        theirs = {w for w in unit - said if lex[other].fullmatch(w)}
+        if mine and theirs and not any(lex[one].fullmatch(w) for w in unit):
+            return f"{min(mine)} / {min(theirs)}"
+    return ""
+
+
+def _specific(body: str, uncovered: set[str], hedged: bool) -> list[str]:
+    """Words the units lack that are rare in everyday English: they name something new (a drug, a
+    group, a result). Frequencies from wordfreq, which ships its data (nothing is downloaded). A
+    hedged sentence (the authors' view, in other words) is held to the rare-word test only."""
+    from wordfreq import zipf_frequency
+
+    lex = _lexicon()
+    words = {w for w in re.findall(r"(?<![A-Za-z])[a-z][a-z-]+", body) if not w.endswith("ly") and _stems(w) and _stems(w)[0] in uncovered}
+    rare = sorted(w for w in words if zipf_frequency(w, "en") < lex["rare"])
+    uncommon = sorted(w for w in words if zipf_frequency(w, "en") < lex["uncommon"])
+    return rare or (uncommon if len(uncommon) >= lex["uncommon_count"] and not hedged else [])
+
+
+def _uses(text: str, word: str) -> bool:
+    """Whether `text` uses `word` or a form of it ('trigger' for 'triggered')."""
+    return bool(re.search(rf"\b{re.escape(word[:max(4, len(word) - 2)])}", text, re.I))
+
+
+def _unnegated(pattern: re.Pattern, text: str, uncertain: bool = False) -> list[str]:
+    """Matches of `pattern` with no negation before them in the same clause ("does not prove that
+    it causes" is negated; "it helps, but nothing causes" is not); with `uncertain`, "hard to say
+    whether it helped" does not claim it either."""
+    found, lex = [], _lexicon()
     for match in pattern.finditer(text):
-        before = text[:match.start()].split()[-lex["window"]:]
-        if not lex["negation"].search(" ".join(before)):
+        clause = re.split(r"[;:]|,\s*but\b|\bbut\b|\bwhile\b|\bwhereas\b", text[:match.start()], flags=re.I)[-1]
+        if not (lex["negation"].search(clause) or uncertain and lex["keeps_negation"].search(clause)):
             found.append(match.group(0).lower())
     return found
 
