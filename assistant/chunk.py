@@ -6,11 +6,13 @@ in its embedded text so it stands alone."""
 from __future__ import annotations
 
 import re
-
-from llama_index.core.schema import TextNode
+from typing import TYPE_CHECKING
 
 from .store import UnitId
 from .study import Role, Study
+
+if TYPE_CHECKING:  # llama-index loads only when nodes are built (Postgres store, eval baselines), not to answer
+    from llama_index.core.schema import TextNode
 
 CHUNKING_VERSION = 1
 SENTENCE_ROLES = {Role.NOT_PROVEN}
@@ -54,6 +56,8 @@ def embed_text(study: Study, text: str) -> str:
 
 
 def chunk_study(study: Study) -> list[TextNode]:
+    from llama_index.core.schema import TextNode
+
     return [TextNode(
         id_=unit.key(),
         text=text,

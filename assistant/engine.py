@@ -42,13 +42,19 @@ class Assistant:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.library = open_library(settings)
-        self.safety = SafetyGate(self._embed)
+        self.safety = SafetyGate(self._embed, self._fixed_vectors)
         self.scope = Scope(settings.embedding_model, settings.embed_batch_size)
         self.safety.load()  # load the model and embed the intents now, not on question one
         self.scope.load()
         self.writer = make_writer(settings, self._embed)
         self.evidence = EvidenceCheck(self.library, settings.min_topic_similarity,
                                       settings.min_term_coverage, settings.strong_similarity, settings.embedding_model)
+
+    def _fixed_vectors(self, kind: str, texts: list[str]):
+        """Vectors of the gate's fixed texts, cached on disk between runs (vector_cache.py)."""
+        from .vector_cache import fixed_vectors
+
+        return fixed_vectors(kind, texts, self._embed, self.settings.embedding_model)
 
     def _embed(self, texts: list[str]):
         return embed_texts(texts, self.settings.embedding_model, self.settings.embed_batch_size)

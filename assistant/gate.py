@@ -25,8 +25,14 @@ class Scope:
         return {"domain": [re.compile(p, re.I) for p in scope["domain_patterns"]],
                 "health": [re.compile(p, re.I) for p in scope["health_patterns"]],
                 "other_disease": re.compile(scope["other_disease"], re.I),
-                "in": embed_texts(scope["in_examples"], self.model, self.batch),
-                "out": embed_texts(scope["out_examples"], self.model, self.batch)}
+                "in": self._examples("scope-in", scope["in_examples"]),
+                "out": self._examples("scope-out", scope["out_examples"])}
+
+    def _examples(self, kind: str, texts: list[str]) -> np.ndarray:
+        """The examples' vectors, from the on-disk cache when the same model embedded them before."""
+        from .vector_cache import fixed_vectors
+
+        return fixed_vectors(kind, texts, lambda t: embed_texts(t, self.model, self.batch), self.model)
 
     def load(self) -> None:
         self._spec  # noqa: B018

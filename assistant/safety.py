@@ -87,8 +87,12 @@ class Combos:
 
 
 class SafetyGate:
-    def __init__(self, embed: Callable[[list[str]], np.ndarray]):
+    def __init__(self, embed: Callable[[list[str]], np.ndarray],
+                 fixed: Callable[[str, list[str]], np.ndarray] | None = None):
+        """`embed` embeds questions; `fixed(kind, texts)` the described intents (the engine passes
+        vector_cache.fixed_vectors, so they are embedded once, not in every new process)."""
         self.embed = embed
+        self.fixed = fixed or (lambda kind, texts: embed(texts))
 
     @cached_property
     def _spec(self) -> dict:
@@ -104,13 +108,13 @@ class SafetyGate:
             "dose": Rules(advice["dose"]), "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
             "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
             "thresholds": spec["thresholds"],
-            "calm": self.embed(spec["calm"]["intents"]),
+            "calm": self.fixed("safety-calm", spec["calm"]["intents"]),
         }
         for name in CLASSES:
             compiled[name] = Rules(spec[name]["rules"])
             compiled[f"{name}_combos"] = Combos(spec["concepts"], spec[name]["combos"]["all"])
             compiled[f"{name}_intents"] = spec[name]["described"]["intents"]
-            compiled[f"{name}_vectors"] = self.embed(compiled[f"{name}_intents"])
+            compiled[f"{name}_vectors"] = self.fixed(f"safety-{name}", compiled[f"{name}_intents"])
         return compiled
 
     def load(self) -> None:

@@ -1,10 +1,14 @@
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The gate's fixed vectors are cached on disk (assistant/vector_cache.py): here in a folder of this test
+# session, never the user's cache.
+os.environ.setdefault("ATLAS_CACHE_DIR", tempfile.mkdtemp(prefix="atlas-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared data (study files, PubMed records) and the output contracts (JSON schemas) are not part of
