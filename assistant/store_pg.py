@@ -170,7 +170,7 @@ class Database:
 
         self.table(name)
         return PGVectorStore(table_name=UNITS + name, schema_name=SCHEMA, hybrid_search=True,
-                             text_search_config=TEXT_SEARCH, embed_dim=dimension, use_jsonb=True,
+                             text_search_config=TEXT_SEARCH, embed_dim=dimension, use_jsonb=True, cache_ok=True,
                              perform_setup=setup, initialization_fail_on_error=True,
                              engine=self.engine, async_engine=self.async_engine)
 
