@@ -75,7 +75,8 @@ class StudyHit:
 
 class Library:
     """An opened index: the unit store (vectors, texts, study records, memory-mapped and read on
-    demand), its BM25 index and the manifest."""
+    demand), its BM25 index and the manifest (without its per-chunk hashes, a million strings in a
+    large library, which only `index` reads)."""
 
     def __init__(self, index_dir: Path, candidates: int = 50):
         found = open_live(index_dir)
@@ -101,6 +102,7 @@ class Library:
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
             raise IndexMissing(f"the index at {index_dir}/ cannot be read ({type(err).__name__}: {err}); "
                                "rebuild it with `atlas-assistant index`") from None
+        del self.manifest["chunk_hashes"]
 
     def refresh(self) -> bool:
         """Whether the library changed since it was opened (and was reopened); the shared store
@@ -123,10 +125,10 @@ class Library:
             raise ValueError(f"unknown retrieval method {method!r}")
         results = fuse(ranked, k) if method == "fused" else list(zip(*(a.tolist() for a in ranked[0])))
         hits: dict[str, StudyHit] = {}
-        for row, score in results:
+        similarities = self.store.scores([row for row, _ in results], query_vector).tolist()
+        for (row, score), sim in zip(results, similarities):
             unit = self.store.unit(row)
             study = self.studies[unit.study_id]
-            sim = self.store.score(row, query_vector)
             # A study ranks by its best unit, so a long entry cannot win on its number of units.
             hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=score or 0.0))
             hit.relevance = max(hit.relevance, sim)

@@ -82,6 +82,8 @@ def test_texts_and_study_records_are_read_on_demand(small):
         assert library.store.row_of(unit) == row
     manifest = json.loads((live_build(index_dir) / MANIFEST).read_text())
     assert manifest["chunk_hashes"][0] == index_module.sha(embed_text(units[0][0], units[0][2]))
+    assert manifest["studies"]["synth:7"] == index_module.sha(json.dumps(studies[7].to_dict(), sort_keys=True, default=str))
+    assert "chunk_hashes" not in library.manifest and library.manifest["store"]["units"] == len(units)
 
 
 def test_units_and_best_of_a_study_are_its_rows(small):
