@@ -488,7 +488,7 @@ def build_postgres(paths: list[Path], settings: Settings, progress: bool = True,
     started = time.perf_counter()
     db = Database(settings.store_url)
     try:
-        load = load_corpus(paths)
+        load = load_corpus(paths, settings.max_file_bytes)
         if not load.studies:
             raise EmptyCorpus("no study could be read from " + ", ".join(map(str, paths))
                               + ("; " + "; ".join(str(p) for p in load.errors[:3]) if load.errors else "")
