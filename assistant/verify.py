@@ -161,15 +161,21 @@ class SentenceVerifier:
         self.function = set(_stemmer()(list(lex["function"]))) | lex["function"]
         self.studies = {s.n: s for s in evidence.studies}
 
-    def check(self, sentence: str) -> Check:
+    @staticmethod
+    def body(sentence: str) -> str:
+        """The sentence without its citation markers (what is compared with the units)."""
+        return re.sub(r"\s+([.,;:!?])", r"\1", CITATION.sub("", " ".join(sentence.split()))).strip()
+
+    def check(self, sentence: str, vector: np.ndarray | None = None) -> Check:
+        """The verdict on one sentence; `vector` is its body's embedding when already computed."""
         sentence = " ".join(sentence.split())
         if sentence in self.fixed:
             return Check(sentence, True)
         given = {int(x) for x in CITATION.findall(sentence)}
-        body = re.sub(r"\s+([.,;:!?])", r"\1", CITATION.sub("", sentence)).strip()
+        body = self.body(sentence)
         if reasons := self._form(sentence, body, given):
             return Check(sentence, False, reasons)
-        similarity = self.vectors @ self.embed([body])[0]
+        similarity = self.vectors @ (vector if vector is not None else self.embed([body])[0])
         near = [i for i in np.argsort(-similarity) if similarity[i] >= self.min_similarity]
         if not near:
             best = float(similarity.max()) if len(similarity) else 0.0
@@ -207,13 +213,12 @@ class SentenceVerifier:
 
     def _support(self, body: str, support: list[Supply]) -> list[str]:
         """Numbers, names, designs and content words of the sentence must be in the supporting units."""
-        # Words, numbers and names may come from any unit given for the studies the sentence rests on
-        # (a sentence may join two findings of one study); the closeness test anchors it to one unit.
+        said = " ".join(s.unit.text for s in support).lower()
         cited = {s.n for s in support}
-        said = " ".join(s.unit.text for s in self.supplied if s.n in cited).lower()
         studies = [self.studies[n] for n in sorted(cited)]
         reasons = []
-        allowed = _numbers(said) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
+        # A figure may come from any unit given for the studies the sentence rests on.
+        allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
         # Digits and number words; "two studies" is fine when two studies were given.
         stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
         allowed |= {str(i) for i in range(len(self.studies) + 1)}
@@ -301,11 +306,40 @@ def _opposed(body: str, text: str) -> str:
     for word in sorted(said - unit):
         for opposite in sorted(_lexicon()["opposites"].get(word, set()) & (unit - said)):
             return f"{word} / {opposite}"
-    for one, other in (("up", "down"), ("down", "up")):
-        mine = {w for w in said - unit if lex[one].fullmatch(w)}
-        theirs = {w for w in unit - said if lex[other].fullmatch(w)}
-        if mine and theirs and not any(lex[one].fullmatch(w) for w in unit):
-            return f"{min(mine)} / {min(theirs)}"
+    return _rebound(body, text)
+
+
+def _rebound(body: str, text: str, window: int = 4) -> str:
+    """Directions bound to the wrong thing: 'higher stroke volume' for 'lower stroke volume' when the
+    unit also has a 'higher' elsewhere; or a pair of opposites in swapped order ('men more than
+    women' for 'women more than men')."""
+    lex = _lexicon()
+    a, b = re.findall(r"[a-z0-9+-]+", body.lower()), re.findall(r"[a-z0-9+-]+", text.lower())
+
+    def side(tokens: list[str], i: int) -> str:
+        near = sorted((abs(j - i), j) for j in range(max(0, i - window), min(len(tokens), i + window + 1)) if j != i)
+        for _, j in near:
+            if lex["up"].fullmatch(tokens[j]):
+                return "up"
+            if lex["down"].fullmatch(tokens[j]):
+                return "down"
+        return ""
+
+    def content(word: str) -> bool:
+        return len(word) > 1 and word not in skip and not (lex["up"].fullmatch(word) or lex["down"].fullmatch(word))
+
+    # Things are named by two content words in a row ("stroke volume", "NK cells"), found in both texts.
+    skip = lex["function"] | {"patients", "people", "controls", "healthy", "participants", "group", "groups", "than"}
+    pairs_b = {(b[j], b[j + 1]): j for j in range(len(b) - 1) if content(b[j]) and content(b[j + 1])}
+    for i in range(len(a) - 1):
+        if (a[i], a[i + 1]) in pairs_b:
+            mine, theirs = side(a, i), side(b, pairs_b[(a[i], a[i + 1])])
+            if mine and theirs and mine != theirs:
+                return f"{a[i]} {a[i + 1]}: {mine} / {theirs}"
+    for x, y in ((x, y) for x, ys in lex["opposites"].items() for y in ys if x < y):
+        once = all(t.count(w) == 1 for t in (a, b) for w in (x, y))
+        if once and (a.index(x) < a.index(y)) != (b.index(x) < b.index(y)):
+            return f"{x} and {y} swapped"
     return ""
 
 
