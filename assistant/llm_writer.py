@@ -148,7 +148,7 @@ class JsonSentences:
         matches = list(LITERAL.finditer(self.buffer))
         for match in matches[self.seen:]:
             self.seen += 1
-            text = json.loads(f'"{match.group(1)}"')
+            text = json.loads(f'"{match.group(1)}"', strict=False)  # llama.cpp lets raw newlines into strings
             if match.group(2) == ":":
                 self.key = text
             elif self.key in ("bottom_line", "answer"):
@@ -158,7 +158,7 @@ class JsonSentences:
     def close(self) -> Iterator[tuple[str, str]]:
         """Nothing more to say; raises when the whole reply is not the JSON asked for."""
         try:
-            reply = json.loads(self.buffer)
+            reply = json.loads(self.buffer, strict=False)
         except json.JSONDecodeError as err:
             raise LLMError(f"the model's reply is not the JSON asked for ({err.msg})") from None
         if not (isinstance(reply, dict) and isinstance(reply.get("bottom_line"), str)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import queue
 import re
 import sys
 import threading
@@ -20,13 +22,25 @@ import gradio as gr
 from .answer import ANSWERED, Answer, Source
 from .followup import Conversation
 from .index import IndexMissing
-from .present import display_blocks, evidence_rows, link, verdict_words
+from .present import display_blocks, evidence_rows, link, verdict_words, writer_line
 from .prompts import table
 from .retrieve import Filters
 from .settings import Settings
 from .study import STUDY_TYPES
+from .writer import TemplateWriter
 
 MAX_CHARS = 2000
+# Questions answered at once (page and API together). One engine serves them all: its model, index and
+# gates are read-only once loaded, and each answer encodes on one torch thread (embed.pin_threads), so
+# two answers run on two cores while a third does its Python work. bench/web_load_bench.py measures it.
+# ATLAS_WEB_WORKERS overrides it (1: one at a time, as before).
+WORKERS = int(os.environ.get("ATLAS_WEB_WORKERS") or 0) or max(2, 2 * (os.cpu_count() or 1))
+ANSWERING = {"concurrency_limit": WORKERS, "concurrency_id": "answers"}
+# Gradio's queue summarises its event log with pandas after every event (for a monitoring page this
+# app does not use), over up to 10,000 past events: the cost of an answer grew with the answers before
+# it, and so did memory. Summarise rarely, over a short log.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 QUESTION_LOG = Path("atlas-questions.jsonl").resolve()
 CITE = re.compile(r"\[(\d+)\]")
 THEME = gr.themes.Base(
@@ -55,15 +69,22 @@ def log_error(where: str) -> None:
 
 
 class Chat:
-    """The engine behind the page, loaded once. `ask` never raises: problems become a message."""
+    """The engine behind the page, loaded once and shared by every reader; several questions are
+    answered at once (WORKERS). `ask` never raises: problems become a message."""
 
     def __init__(self, settings: Settings):
-        self.settings, self.lock, self.assistant, self.problem = settings, threading.Lock(), None, None
+        self.settings, self.assistant, self.problem = settings, None, None
         try:
+            from .embed import pin_threads
             from .engine import Assistant
 
             self.assistant = Assistant(settings)
-            self.assistant.ask("ME/CFS fatigue")  # warm up, so the first reader does not wait
+            # Warm up, so the first reader does not wait; with the built-in writer, so that starting
+            # the page never calls a model server.
+            writer, self.assistant.writer = self.assistant.writer, TemplateWriter()
+            self.assistant.ask("ME/CFS fatigue")
+            self.assistant.writer = writer
+            pin_threads(1)  # from now on one torch thread per answer, answers side by side
         except Exception as err:  # IndexMissing, or an index that cannot be read
             if isinstance(err, IndexMissing):
                 print(f"atlas-assistant web: {err}", file=sys.stderr, flush=True)
@@ -76,15 +97,38 @@ class Chat:
         studies = self.assistant.library.studies.values() if self.assistant else []
         return sorted({s.year for s in studies if s.year})
 
-    def ask(self, question: str, mode: str, filters: Filters, conversation: Conversation) -> Answer | str:
+    def ask(self, question: str, mode: str, filters: Filters, conversation: Conversation,
+            on_sentence=None) -> Answer | str:
         if self.assistant is None:
             return self.problem or texts()["error"]
         try:
-            with self.lock:
-                return self.assistant.ask(question, mode, filters, conversation)
+            return self.assistant.ask(question, mode, filters, conversation, on_sentence=on_sentence)
         except Exception:
             log_error("answering failed")
             return texts()["error"]
+
+    @property
+    def streams(self) -> bool:
+        """A model writes the answer: show its sentences as they pass the verifier."""
+        return self.assistant is not None and self.settings.backend != "extractive"
+
+    def ask_streaming(self, question: str, mode: str, filters: Filters, conversation: Conversation):
+        """(the verified sentences so far, None) as they arrive, then ("", the answer)."""
+        arrived: queue.Queue = queue.Queue()
+        done: dict = {}
+
+        def answer() -> None:
+            try:
+                done["answer"] = self.ask(question, mode, filters, conversation, lambda part, text: arrived.put(text))
+            finally:
+                arrived.put(None)
+
+        threading.Thread(target=answer, daemon=True).start()
+        shown: list[str] = []
+        while (text := arrived.get()) is not None:
+            shown.append(text)
+            yield " ".join(shown), None
+        yield "", done.get("answer", texts()["error"])
 
 
 def prepare(message) -> tuple[str | None, list[str]]:
@@ -195,7 +239,8 @@ def answer_parts(answer: Answer, mode: str, key: str, notes: list[str]) -> list[
     cards = "".join(source_card(s, key) for s in answer.sources)
     parts.append(f'<details class="atlas-block sources"><summary><strong>{esc(heading["sources"])}</strong> '
                  f'<span class="count">({len(answer.sources)})</span></summary>{cards}</details>')
-    parts.append(f'<p class="medical"><em>{esc(answer.notes[-1])}</em></p></div>')
+    parts.append(f'<p class="writer"><em>{esc(writer_line(answer))}</em></p>'
+                 f'<p class="medical"><em>{esc(answer.notes[-1])}</em></p></div>')
     return parts
 
 
@@ -263,8 +308,16 @@ def build_app(settings: Settings) -> gr.Blocks:
                                           "question": question}, ensure_ascii=False) + "\n")
             history.append({"role": "user", "content": user_text(question)})
             yield history, conversation, "", gr.skip()
-            result = chat.ask(question, mode, make_filters(year_from, year_to, study_types, pem_required),
-                              conversation)
+            filters = make_filters(year_from, year_to, study_types, pem_required)
+            if chat.streams:  # the model's sentences appear as they pass the verifier, then the answer
+                history.append({"role": "assistant", "content": ""})
+                for so_far, result in chat.ask_streaming(question, mode, filters, conversation):
+                    if result is None:
+                        history[-1]["content"] = plain_html(so_far)
+                        yield history, conversation, "", gr.skip()
+                history.pop()
+            else:
+                result = chat.ask(question, mode, filters, conversation)
             if isinstance(result, str):
                 parts = [plain_html("\n".join([*notes, result]), "problem")]
             else:
@@ -319,7 +372,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         inputs = [message, chatbot, conversation, mode, year_from, year_to, study_types, pem_required,
                   keep_log]
         outputs = [chatbot, conversation, message, markdown]
-        private: dict[str, Any] = {"api_visibility": "private", "show_progress": "minimal"}
+        private: dict[str, Any] = {"api_visibility": "private", "show_progress": "minimal", **ANSWERING}
         message.submit(respond, inputs, outputs, **private)
         ask.click(respond, inputs, outputs, **private)
         chatbot.example_select(_example_text, None, message, api_visibility="private") \
@@ -329,7 +382,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                   api_visibility="private")
         dark.change(None, dark, None, js="(on) => { document.body.classList.toggle('dark', on); }")
         app.load(None, None, dark, js="() => document.body.classList.contains('dark')")
-        gr.api(api_chat, api_name="chat")
+        gr.api(api_chat, api_name="chat", **ANSWERING)
     return app
 
 

@@ -357,3 +357,33 @@ def test_ask_json_names_the_writer_and_the_units(corpus_index, server, tmp_path)
     if answer["writer"] == "openai:fake-model":
         assert answer["sentences"] and all(s["units"] and s["citations"] for s in answer["sentences"])
     assert "fake-model" in answer["answer_markdown"] or answer["writer"] == "fallback"
+
+
+@pytest.mark.slow
+def test_web_chat_streams_then_shows_the_verified_answer(corpus_index, server):
+    """The page's engine with a model writer: verified sentences arrive one by one, then the whole
+    answer, which names the writer; through the real Gradio API the answer says who wrote it."""
+    from gradio_client import Client
+
+    from assistant import web
+    from assistant.followup import Conversation
+    from assistant.retrieve import Filters
+    from test_web import running
+
+    settings = replace(corpus_index, **{k: v for k, v in vars(llm_settings(server.url)).items()
+                                        if k.startswith(("llm_", "backend"))})
+    chat = web.Chat(settings)
+    assert server.requests == []  # starting the page calls no model
+    faithful = faithful_completion("c01")
+    question = next(json.loads(x)["question"] for x in SCRIPTS.read_text().splitlines() if json.loads(x)["case"] == "c01")
+    server.script(completion(faithful["bottom_line"], faithful["answer"]))
+    steps = list(chat.ask_streaming(question, "patient", Filters(), Conversation()))
+    *partials, (_, answer) = steps
+    assert len(partials) >= 2 and all(a is None for _, a in partials)
+    assert [len(text) for text, _ in partials] == sorted(len(text) for text, _ in partials)  # it grows
+    assert answer.writer in ("openai:fake-model", "fallback")
+    assert partials[0][0].startswith(answer.bottom_line.split(".")[0])
+    server.script(Reply(status=500))
+    with running(settings) as url:
+        md = Client(url, verbose=False).predict("does low dose naltrexone actually work?", api_name="/chat")
+    assert "did not pass the checks" in md and "HTTP 500" in md
