@@ -87,6 +87,9 @@ def cmd_index(args, settings) -> int:
     if any(not p.exists() for p in paths):
         _existing(paths, f"nothing was indexed; {_index_state(settings)}")
     summary = build_index(paths, settings, progress=not args.json)
+    from .vector_cache import warm
+
+    warm(settings)  # the gate's vectors, so the first `ask` does not embed them
     for warning in summary.warnings:
         print(warning, file=sys.stderr)
     for skip in summary.skipped:

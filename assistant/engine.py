@@ -76,8 +76,12 @@ class Assistant:
         if not understood.named:
             understood = replace(understood, subject=self.evidence.name_subject(understood.subject))
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
-        question_vector, search_vector, topic_vector = self._embed(
-            [question, understood.search_text, understood.topic])
+        # Often two of them are the same text (most questions are their own search text): each distinct
+        # text is encoded once, which is most of the time an answer takes on a CPU.
+        texts = [question, understood.search_text, understood.topic]
+        distinct = list(dict.fromkeys(texts))
+        vectors = self._embed(distinct)
+        question_vector, search_vector, topic_vector = (vectors[distinct.index(t)] for t in texts)
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         in_scope = safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)

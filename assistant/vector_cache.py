@@ -93,3 +93,20 @@ def _write(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only or full disk: the vectors were computed, only not kept
+
+
+def warm(settings) -> None:
+    """Embed the gate's fixed texts now if the cache lacks them (`index` calls this, so the first
+    `ask` after it starts as fast as the next). Never fails a command: a problem only costs time later."""
+    try:
+        from .embed import embed_texts
+        from .gate import Scope
+        from .safety import SafetyGate
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return embed_texts(texts, settings.embedding_model, settings.embed_batch_size)
+
+        SafetyGate(embed, lambda kind, texts: fixed_vectors(kind, texts, embed, settings.embedding_model)).load()
+        Scope(settings.embedding_model, settings.embed_batch_size).load()
+    except Exception:  # noqa: BLE001 - a cache is an optimisation
+        pass
