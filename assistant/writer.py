@@ -71,7 +71,8 @@ class TemplateWriter:
         for a, b in disagreements(evidence)[:1]:
             da, db = _describe(a, texts), _describe(b, texts)
             extra.append(t["disagreement"].format(cites_a=da["cites"], dir_a=da["dir"], cites_b=db["cites"], dir_b=db["dir"]))
-        parts, left = [], budget - sum(map(_words, closing + extra))
+        parts: list[str] = []
+        left = budget - sum(map(_words, closing + extra))
         for study in evidence.studies:
             sentence = _study_sentence(study, t, texts)
             if parts and _words(sentence) > left:
