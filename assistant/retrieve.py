@@ -124,18 +124,24 @@ class Library:
         if method not in ("fused", "dense", "bm25"):
             raise ValueError(f"unknown retrieval method {method!r}")
         results = fuse(ranked, k) if method == "fused" else list(zip(*(a.tolist() for a in ranked[0])))
-        hits: dict[str, StudyHit] = {}
         similarities = self.store.scores([row for row, _ in results], query_vector).tolist()
+        # Group by study first and read records and texts only for the studies returned.
+        grouped: dict[int, list] = {}  # study number -> [rank score, relevance, [(row, similarity)]]
         for (row, score), sim in zip(results, similarities):
-            unit = self.store.unit(row)
-            study = self.studies[unit.study_id]
             # A study ranks by its best unit, so a long entry cannot win on its number of units.
-            hit = hits.setdefault(study.id, StudyHit(study, relevance=sim, rank_score=score or 0.0))
-            hit.relevance = max(hit.relevance, sim)
-            if len(hit.evidence) < per_study:
+            entry = grouped.setdefault(self.store.study_number(row), [score or 0.0, sim, []])
+            entry[1] = max(entry[1], sim)
+            if len(entry[2]) < per_study:
+                entry[2].append((row, sim))
+        hits = []
+        for number, (rank_score, relevance, rows) in sorted(grouped.items(), key=lambda item: item[1][0],
+                                                             reverse=True)[:top_k]:
+            hit = StudyHit(self.studies.record(number), relevance=relevance, rank_score=rank_score)
+            for row, sim in rows:
+                unit = self.store.unit(row)
                 hit.evidence.append(Evidence(unit.key(), self.store.text(row), unit.role.value, unit.position, sim))
-        ranked_hits = sorted(hits.values(), key=lambda h: h.rank_score, reverse=True)
-        return ranked_hits[:top_k]
+            hits.append(hit)
+        return hits
 
 
 RRF_K = 60.0  # reciprocal rank fusion's constant (Cormack et al.; llama-index's QueryFusionRetriever)

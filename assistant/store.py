@@ -24,6 +24,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -41,10 +42,13 @@ UNITS = "units.npy"
 TEXTS, TEXT_OFFSETS = "texts.bin", "texts.npy"
 STUDY_RECORDS, STUDY_TABLE, STUDY_IDS = "studies.jsonl", "studies.npy", "study_ids.json"
 BM25_DIR = "bm25"
+BM25_BOUNDS = "term_max.npy"  # in bm25/: each word's highest score in any unit (for MaxScore pruning)
 FLAT_LIMIT = 200_000  # units: a flat (exact) search below, an IVF index above
 NPROBE = 32  # IVF lists searched for an unfiltered query
 RERANK = 100  # IVF candidates re-scored with the exact vectors
-EXACT_ROWS = 20_000  # a filter that admits at most this many rows is searched exactly over them
+COMMON_SHARE = 10  # before adding a word in more than 1/10 of the units, BM25 tries to prune (MaxScore)
+EXACT_ROWS = 2_000  # a filter that admits at most this many rows is scored row by row (else FAISS skips
+                    # the others with an IDSelector: its cost follows the admitted rows, not all rows)
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's (and llama-index's BM25Retriever's) tokens
 ROLES, PEMS = tuple(Role), tuple(Pem)
 UNIT_DTYPE = np.dtype([("study", "<i4"), ("role", "i1"), ("position", "<i4")])
@@ -97,13 +101,34 @@ def write_store(folder: Path, studies: Iterable[Study], vectors: np.ndarray, dim
     """Write the unit store of `studies` into `folder`; `vectors` holds one unit vector a row, in the
     order of `chunk.study_units` over the studies (an array or a memmap, read in blocks). Returns what
     the manifest records: the chunk and study hashes and the store's description."""
+    with _no_gc():  # millions of small objects: the cyclic collector would rescan them again and again
+        return _write_store(folder, studies, vectors, dimension, say)
+
+
+@contextmanager
+def _no_gc():
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _write_store(folder: Path, studies: Iterable[Study], vectors: np.ndarray, dimension: int,
+                 say: Callable[[str], None]) -> dict:
     import hashlib
+    from array import array
 
     from .chunk import embed_text, study_units
 
     folder.mkdir(parents=True, exist_ok=True)
     types: dict[str, int] = {}
-    table, unit_rows, offsets, chunk_hashes, study_hashes = [], [], [0], [], {}
+    table, chunk_hashes, study_hashes = [], [], {}
+    unit_study, unit_role, unit_position, offsets = array("i"), array("b"), array("i"), array("q", [0])
     words = Words()
     role_code = {role: code for code, role in enumerate(ROLES)}
     pem_code = {pem: code for code, pem in enumerate(PEMS)}
@@ -116,23 +141,27 @@ def write_store(folder: Path, studies: Iterable[Study], vectors: np.ndarray, dim
             start = records.tell()
             records.write(record.encode("utf-8") + b"\n")
             units = study_units(study)
-            table.append((len(unit_rows), len(units), study.year or 0, types.setdefault(study.study_type, len(types)),
+            table.append((len(unit_study), len(units), study.year or 0, types.setdefault(study.study_type, len(types)),
                           pem_code[study.pem], start, records.tell() - 1))
             title = words.ids(study.title) if units else []
             for unit, text in units:
                 data = text.encode("utf-8")
                 texts.write(data)
                 offsets.append(offsets[-1] + len(data))
-                unit_rows.append((number, role_code[unit.role], unit.position))
+                unit_study.append(number)
+                unit_role.append(role_code[unit.role])
+                unit_position.append(unit.position)
                 full = embed_text(study, text)
                 chunk_hashes.append(hashlib.sha256(full.encode("utf-8")).hexdigest()[:16])
                 # "title: text" splits into the title's words and the unit's (": " is never in a word)
                 words.add(title + words.ids(text) if study.title else words.ids(text))
-    n = len(unit_rows)
+    n = len(unit_study)
     if len(vectors) != n:
         raise ValueError(f"{len(vectors)} vectors for {n} units")
-    np.save(folder / UNITS, np.array(unit_rows, dtype=UNIT_DTYPE))
-    np.save(folder / TEXT_OFFSETS, np.array(offsets, dtype="<i8"))
+    units = np.zeros(n, dtype=UNIT_DTYPE)
+    units["study"], units["role"], units["position"] = unit_study, unit_role, unit_position
+    np.save(folder / UNITS, units)
+    np.save(folder / TEXT_OFFSETS, np.frombuffer(offsets, dtype="int64").astype("<i8"))
     np.save(folder / STUDY_TABLE, np.array(table, dtype=STUDY_DTYPE))
     (folder / STUDY_IDS).write_text(json.dumps({"ids": list(study_hashes), "types": list(types)}))
     say(f"writing {n} vectors")
@@ -195,9 +224,18 @@ def write_ivf(path: Path, vectors: np.ndarray, dimension: int, block: int = 6553
     return {"nlist": nlist, "quantizer": "SQ8", "nprobe": NPROBE, "rerank": RERANK}
 
 
+class _Numbered(dict):
+    """word -> number, a new word getting the next number."""
+
+    def __missing__(self, word: str) -> int:
+        self[word] = number = len(self)
+        return number
+
+
 class Words:
     """Words of the texts to index, as bm25s.tokenize finds them (lower case, `TOKEN_PATTERN`, English
-    stopwords dropped), kept as ids in flat arrays rather than a list per text."""
+    stopwords dropped), kept as numbers in flat arrays rather than a list per text. Stopwords are
+    numbered -1 and dropped when the index is written (a word lookup per word, all in C)."""
 
     def __init__(self):
         import re
@@ -206,13 +244,11 @@ class Words:
         from bm25s.stopwords import STOPWORDS_EN
 
         self._split = re.compile(TOKEN_PATTERN).findall
-        self._stop = frozenset(STOPWORDS_EN)
-        self.vocabulary: dict[str, int] = {}
+        self.vocabulary = _Numbered((word, -1) for word in STOPWORDS_EN)
         self.flat, self.lengths = array("i"), array("i")
 
     def ids(self, text: str) -> list[int]:
-        vocabulary, stop = self.vocabulary, self._stop
-        return [vocabulary.setdefault(w, len(vocabulary)) for w in self._split(text.lower()) if w not in stop]
+        return list(map(self.vocabulary.__getitem__, self._split(text.lower())))
 
     def add(self, ids: list[int]) -> None:
         self.flat.extend(ids)
@@ -227,19 +263,23 @@ def write_bm25(folder: Path, words: Words, k1: float = 1.5, b: float = 0.75) -> 
     import bm25s
     import Stemmer
 
-    raw = list(words.vocabulary)
+    raw = [word for word, number in words.vocabulary.items() if number >= 0]
     stems = Stemmer.Stemmer("english").stemWords(raw)
     vocabulary = {stem: i for i, stem in enumerate(dict.fromkeys(stems))}
-    stem_of = np.array([vocabulary[stem] for stem in stems], dtype="int64")
-    lengths = np.frombuffer(words.lengths, dtype="int32").astype("int64")
-    n, v = len(lengths), len(vocabulary)
-    terms = stem_of[np.frombuffer(words.flat, dtype="int32")] if len(words.flat) else np.zeros(0, dtype="int64")
-    docs = np.repeat(np.arange(n, dtype="int64"), lengths)
+    stem_of = np.full(len(words.vocabulary), -1, dtype="int64")
+    stem_of[[words.vocabulary[word] for word in raw]] = [vocabulary[stem] for stem in stems]
+    counts = np.frombuffer(words.lengths, dtype="int32").astype("int64")
+    n, v = len(counts), len(vocabulary)
+    flat = np.frombuffer(words.flat, dtype="int32") if len(words.flat) else np.zeros(0, dtype="int32")
+    docs = np.repeat(np.arange(n, dtype="int64"), counts)
+    kept = flat >= 0  # stopwords are -1
+    terms, docs = stem_of[flat[kept]], docs[kept]
+    lengths = np.bincount(docs, minlength=n)  # words per unit, stopwords not counted
     pairs, tf = np.unique(docs * max(v, 1) + terms, return_counts=True)  # (unit, term), by unit then term
     pair_doc, pair_term = pairs // max(v, 1), pairs % max(v, 1)
     df = np.bincount(pair_term, minlength=v)
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype("float32")  # lucene
-    length_norm = (k1 * ((1 - b) + b * lengths / lengths.mean())).astype("float32") if n else lengths
+    length_norm = (k1 * ((1 - b) + b * lengths / max(lengths.mean(), 1e-9))).astype("float32") if n else lengths
     tf = tf.astype("float32")
     scores = idf[pair_term] * (tf / (length_norm[pair_doc] + tf))
     order = np.argsort(pair_term, kind="stable")  # by term, then unit
@@ -249,6 +289,11 @@ def write_bm25(folder: Path, words: Words, k1: float = 1.5, b: float = 0.75) -> 
     vocabulary[""] = v  # as bm25s's index(create_empty_token=True)
     model.vocab_dict, model.nonoccurrence_array = vocabulary, None
     model.save(str(folder), show_progress=False)
+    bounds = np.zeros(v, dtype="float32")
+    present = df > 0
+    if len(scores):
+        bounds[present] = np.maximum.reduceat(model.scores["data"], model.scores["indptr"][:-1][present])
+    np.save(folder / BM25_BOUNDS, bounds)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -397,15 +442,30 @@ class Bm25:
         docs = self.model.scores.get("num_docs")
         if docs is not None and int(docs) != rows:
             raise StoreDamaged(f"{BM25_DIR} indexes {docs} units, the store {rows}")
+        self._bounds = None
+        if (folder / BM25_BOUNDS).is_file() and getattr(self.model, "nonoccurrence_array", None) is None:
+            self._bounds = np.load(folder / BM25_BOUNDS)
+            if len(self._bounds) != len(self._indptr) - 1:
+                raise StoreDamaged(f"{BM25_DIR}/{BM25_BOUNDS} has {len(self._bounds)} words, the index "
+                                   f"{len(self._indptr) - 1}")
 
-    def scores(self, query: str) -> np.ndarray:
+    def words(self, query: str) -> list[int]:
+        """The query's words in the index (each time it occurs), tokenised as BM25Retriever does."""
         words = self._tokenize(query, stemmer=self.stemmer, token_pattern=TOKEN_PATTERN, return_ids=False,
                                show_progress=False)[0]
-        ids = [t for t in self.model.get_tokens_ids(words) if t < len(self._indptr) - 1]
+        return [t for t in self.model.get_tokens_ids(words) if t < len(self._indptr) - 1]
+
+    def postings(self, token: int) -> tuple[np.ndarray, np.ndarray]:
+        """A word's (scores, rows), rows ascending."""
+        return tuple(self._read(file, start, dtype, int(self._indptr[token]), int(self._indptr[token + 1]))
+                     for file, start, dtype in self._postings)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Every row's BM25 score for the query."""
+        ids = self.words(query)
         scores = np.zeros(self.rows, dtype="float32")
         for token in ids:  # each token's postings name each unit once, so a plain += is exact
-            data, indices = (self._read(file, start, dtype, int(self._indptr[token]), int(self._indptr[token + 1]))
-                             for file, start, dtype in self._postings)
+            data, indices = self.postings(token)
             scores[indices] += data
         if getattr(self.model, "nonoccurrence_array", None) is not None and ids:
             scores += self.model.nonoccurrence_array[ids].sum()
@@ -418,11 +478,61 @@ class Bm25:
 
     def top(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows (score order) among those `mask` admits, with their BM25 scores; rows that
-        share no word with the query follow with score 0, as bm25s returns them."""
-        scores = self.scores(query)
+        share no word with the query follow with score 0, as bm25s returns them.
+
+        Words are added rarest first, and before each common word (in more than 1/COMMON_SHARE of
+        the units) the search checks whether it can stop adding whole postings (MaxScore): when the
+        k-th best score so far is above what the remaining words could add to any row together
+        (their highest scores, summed), only rows within that reach of the k-th can still make the
+        top k, and the remaining words are looked up for those rows alone. In a million units "me"
+        and "cfs" each name half of them, the rarer words a few thousand."""
+        ids = self.words(query)
+        counts: dict[int, int] = {}
+        for token in ids:
+            counts[token] = counts.get(token, 0) + 1
+        df = {t: int(self._indptr[t + 1] - self._indptr[t]) for t in counts}
+        order = sorted(counts, key=lambda t: df[t])
+        bounds = self._bounds
+        reach = float(sum(bounds[t] * counts[t] for t in order)) if bounds is not None else np.inf
+        scores = np.zeros(self.rows, dtype="float32")
+        for i, token in enumerate(order):
+            if bounds is not None and df[token] * COMMON_SHARE > self.rows:
+                found = self._rest_for_candidates(scores, order[i:], counts, reach, k, mask)
+                if found is not None:
+                    return found
+            data, indices = self.postings(token)
+            for _ in range(counts[token]):  # a word the query repeats counts again, as in bm25s
+                scores[indices] += data
+            if bounds is not None:
+                reach -= float(bounds[token] * counts[token])
+        if getattr(self.model, "nonoccurrence_array", None) is not None and ids:
+            scores += self.model.nonoccurrence_array[ids].sum()
         if mask is not None:
             scores[~mask] = -np.inf
         return _top(scores, k)
+
+    def _rest_for_candidates(self, scores: np.ndarray, rest: list[int], counts: dict[int, int], reach: float,
+                             k: int, mask: np.ndarray | None):
+        """The top k when the words in `rest` can no longer lift a row that is not yet within `reach`
+        of the k-th best score; None when they still can."""
+        touched = np.flatnonzero(scores > 0)
+        if mask is not None:
+            touched = touched[mask[touched]]
+        if len(touched) < k:
+            return None
+        kth = float(np.partition(scores[touched], len(touched) - k)[len(touched) - k])
+        if kth <= reach:
+            return None
+        candidates = touched[scores[touched] >= kth - reach]
+        partial = scores[candidates]
+        for token in rest:
+            data, indices = self.postings(token)
+            at = np.minimum(np.searchsorted(indices, candidates), len(indices) - 1)
+            found = indices[at] == candidates
+            for _ in range(counts[token]):
+                partial[found] += data[at[found]]
+        top, top_scores = _top(partial, k)
+        return candidates[top], top_scores
 
 
 def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -467,6 +577,10 @@ class FaissUnitStore:
         self._ranked: dict = {}  # (study, query) -> its units by role, ranked: gather asks role by role
 
     # --- rows ---
+
+    def study_number(self, row: int) -> int:
+        """The number (in StudyTable order) of the study a row belongs to."""
+        return int(self._study[row])
 
     def unit(self, row: int) -> UnitId:
         return UnitId(self.studies.ids[self._study[row]], ROLES[self._role[row]], int(self._position[row]))
@@ -532,7 +646,7 @@ class FaissUnitStore:
         k = min(k, admitted)
         if k <= 0:
             return np.zeros(0, dtype="int64"), np.zeros(0, dtype="float32")
-        if mask is not None and (admitted <= EXACT_ROWS or admitted * 8 <= self.rows and self.kind == "flat"):
+        if mask is not None and admitted <= EXACT_ROWS:
             return self._exact(np.flatnonzero(mask), query[0], k)
         bitmap = selector = None
         if mask is not None:
@@ -546,7 +660,8 @@ class FaissUnitStore:
                 return rows[0][keep].astype("int64"), scores[0][keep]
             params = faiss.SearchParametersIVF()
             share = admitted / self.rows
-            params.nprobe = min(self.ann.nlist, math.ceil(self.nprobe / share))  # as many admitted rows as unfiltered
+            # about as many admitted rows as an unfiltered search sees, up to a quarter of the lists
+            params.nprobe = min(max(self.nprobe, self.ann.nlist // 4), math.ceil(self.nprobe / share))
             if selector is not None:
                 params.sel = selector
             _, rows = self.ann.search(query, max(k, self.rerank), params=params)

@@ -54,7 +54,8 @@ QUESTIONS = ROOT / "evals" / "summaries.jsonl"
 NOISE = 0.3  # norm of the noise added to each reused vector
 MIX = 0.2  # weight of the appended unit's vector in a recombined unit
 WARMUP = 3
-LEGACY_FILTERED = 8  # filtered questions asked of today's store (each fetches every unit)
+LEGACY_FILTERED = 8  # filtered questions asked of today's store (each fetches every unit) ...
+LEGACY_FILTERED_SECONDS = 120.0  # ... or fewer, once they took this long (at least one of each filter kind)
 
 import assistant  # noqa: E402,F401  (sets HF_HUB_OFFLINE=1 before any model library is imported)
 
@@ -124,16 +125,21 @@ def synthesise(real, real_vectors: np.ndarray, n_studies: int, out: Path, seed: 
         t = i % R
         template = real[t]
         sections, next_position, appended = [], {}, {}
+        draws = rng.random(64)  # one draw per list item (far fewer than 64 per study), and a donor each
+        picks = rng.integers(0, 1 << 30, 64)
+        used = 0
         for section in template.sections:
             if section.generated or section.role == Role.NOT_PROVEN or section.role not in donors:
                 sections.append(section)
                 continue
             items, first = list(section.items), next_position.get(section.role, 0)
+            pool = donors[section.role]
             for j in range(len(items)):
-                if rng.random() < 1 / 3:
-                    row, text = donors[section.role][int(rng.integers(len(donors[section.role])))]
+                if draws[used % 64] < 1 / 3:
+                    row, text = pool[int(picks[used % 64]) % len(pool)]
                     items[j] = f"{items[j]} {text}"
                     appended[(section.role, first + j)] = row
+                used += 1
             next_position[section.role] = first + len(items)
             sections.append(replace(section, items=items))
         studies.append(replace(template, id=f"synth:{i}", doi=None, pmid=None, url=None, source_path="synthetic",
@@ -215,8 +221,14 @@ def probe(kind: str, path: Path, queries: Path, filtered_limit: int, recall: boo
     for i in range(WARMUP):
         answer(i, Filters())
     plain = [answer(i, Filters()) for i in range(len(questions))]
-    filtered = [answer(i, Filters(**{k: tuple(v) if isinstance(v, list) else v for k, v in FILTERS[i % len(FILTERS)].items()}))
-                for i in range(min(filtered_limit, len(questions)))]
+    filtered, spent = [], 0.0
+    for i in range(min(filtered_limit, len(questions))):
+        if kind == "legacy" and spent > LEGACY_FILTERED_SECONDS and i >= len(FILTERS):
+            break
+        began = time.perf_counter()
+        filtered.append(answer(i, Filters(**{k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in FILTERS[i % len(FILTERS)].items()})))
+        spent += time.perf_counter() - began
     memory = status()
     build = path if kind == "legacy" else Path(path) / "builds" / (Path(path) / "CURRENT").read_text().strip()
     began = time.perf_counter()

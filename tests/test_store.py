@@ -212,3 +212,27 @@ def test_a_store_whose_parts_disagree_is_a_clear_error(small, tmp_path):
     with pytest.raises(IndexMissing, match="cannot be read .* rebuild it with `atlas-assistant index`"):
         Library(copy)
     assert flat_vectors(build / VECTORS).shape == vectors.shape
+
+
+def test_bm25_pruning_of_common_words_keeps_the_exact_top_k(tmp_path, monkeypatch):
+    """MaxScore: with the words in more than 1/COMMON_SHARE of units looked up only for rows that can
+    still make the top k, the top k are those of scoring every row, filtered or not."""
+    studies, vectors = synthetic(600, seed=3)
+    write_library(tmp_path / "index", studies, vectors, "synthetic")
+    library = Library(tmp_path / "index")
+    bm25 = library.bm25
+    monkeypatch.setattr(store_module, "COMMON_SHARE", 4)  # "study", "of", a few topic words are common here
+    pruned = []
+    original = bm25._rest_for_candidates
+    monkeypatch.setattr(bm25, "_rest_for_candidates", lambda *a: pruned.append(original(*a)) or pruned[-1])
+    for question in ("study of fatigue number 17", "finding 2 on cortisol in sleep", "It does not show that gut causes it",
+                     "Study 101 of exercise", "lactate oxygen heart number 5", "study study of of fatigue"):
+        for mask in (None, library.store.row_mask(Filters(study_types=("rct", "cohort")))):
+            scores = bm25.scores(question)
+            if mask is not None:
+                scores[~mask] = -np.inf
+            rows, top = bm25.top(question, 10, mask)
+            expected = np.sort(scores)[::-1][:10]
+            assert np.allclose(top, expected, atol=1e-5), question
+            assert np.allclose(scores[rows], top, atol=1e-5)
+    assert sum(found is not None for found in pruned) >= 3  # the pruned path was taken
