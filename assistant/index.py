@@ -40,7 +40,6 @@ from tqdm import tqdm
 
 from .chunk import CHUNKING_VERSION, embed_text, study_units
 from .embed import embed_texts, embedding_model, model_name
-from .parse import load_corpus
 from .pubmed_sync import library_last_sync
 from .settings import Settings
 from .store import FORMAT, VECTORS, StoreDamaged, flat_vectors, write_store
@@ -454,6 +453,8 @@ def build_index(paths: list[Path], settings: Settings, progress: bool = True,
         return build_postgres(paths, settings, progress, lock_timeout)
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
+    from .parse import load_corpus  # the parsers load to build, not to answer
+
     load = load_corpus(paths, settings.max_file_bytes)
     if not load.studies:
         state = ("was left as it was" if live_build_name(index_dir) else "was not created (no index yet)")

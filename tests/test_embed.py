@@ -1,11 +1,13 @@
 """The embedder and the on-disk cache of the gate's fixed vectors."""
+import json
 import threading
 
 import numpy as np
 import pytest
 
 from assistant import vector_cache
-from assistant.embed import embed_texts, model_path
+from assistant.embed import MeanPoolingEncoder, embed_texts, model_path
+from conftest import CORPUS
 
 TEXTS = ["Does pacing help people with ME/CFS?", "Post-exertional malaise after a two-day exercise test.",
          "x", "A much longer sentence " * 40]
@@ -58,6 +60,40 @@ def test_an_unwritable_cache_only_costs_the_embedding(tmp_path, monkeypatch):
     assert vector_cache.fixed_vectors("safety-calm", ["a"], embed).shape == (1, 8)
     assert vector_cache.fixed_vectors("safety-calm", ["a"], embed).shape == (1, 8)
     assert len(embed.calls) == 2
+
+
+def test_only_the_mean_pooling_layout_runs_without_sentence_transformers(tmp_path):
+    from pathlib import Path
+
+    packaged = Path(model_path())
+    assert MeanPoolingEncoder.layout_fits(packaged) == 256  # MiniLM: max_seq_length 256
+    for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
+        (tmp_path / name).write_text((packaged / name).read_text())
+    (tmp_path / "1_Pooling").mkdir()
+    pooling = json.loads((packaged / "1_Pooling" / "config.json").read_text())
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    assert MeanPoolingEncoder.layout_fits(tmp_path) == 256
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling | {"pooling_mode_cls_token": True}))
+    assert MeanPoolingEncoder.layout_fits(tmp_path) is None  # CLS pooling: sentence-transformers runs it
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: "}}))
+    assert MeanPoolingEncoder.layout_fits(tmp_path) is None  # a prompt prefix: sentence-transformers runs it
+    (tmp_path / "modules.json").unlink()
+    assert MeanPoolingEncoder.layout_fits(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_vectors_match_sentence_transformers_on_every_corpus_chunk():
+    """The index holds sentence-transformers' vectors; the encoder gives the same, long texts included."""
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.chunk import embed_text, study_units
+    from assistant.parse import load_corpus
+
+    texts = [embed_text(s, t) for s in load_corpus([CORPUS]).studies for _, t in study_units(s)]
+    texts += TEXTS + ["", "  spaces around  ", "x " * 2000, "ÄÖÜ émigré naïve 漢字"]
+    expected = SentenceTransformer(model_path(), device="cpu").encode(texts, batch_size=64, normalize_embeddings=True)
+    assert np.abs(embed_texts(texts) - expected).max() < 1e-6
 
 
 @pytest.mark.slow

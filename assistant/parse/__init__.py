@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..study import Role, Study, study_id
 from .atlas import looks_like_atlas, parse_atlas
-from .bibtex import looks_like_bibtex, parse_bibtex
 from .markdown import parse_markdown
 from .limits import LimitError, max_file_bytes, size_problem
 from .problems import ParseError, Problem, decode
@@ -124,6 +123,8 @@ def _parse(text: str, file: str) -> list[tuple[Study | None, list[Problem]]]:
         return parse_medline(text, file)
     if text.lstrip()[:1] in ("[", "{"):
         return parse_pubmed_json(text, file)
+    from .bibtex import looks_like_bibtex, parse_bibtex  # bibtexparser loads only for reading files
+
     if looks_like_bibtex(text):
         return parse_bibtex(text, file)
     if not looks_like_atlas(text):
