@@ -1,7 +1,7 @@
 """Cold start bench: how long a new process takes to answer, against the floor, measured in one run.
 A script, not a test:
 
-    .venv/bin/python bench/cold_start_bench.py [--index DIR] [--rounds 3] [--old-tree DIR --old-index DIR]
+    .venv/bin/python bench/cold_start_bench.py [--index DIR] [--rounds 3] [--tree DIR] [--old-tree DIR --old-index DIR]
 
   floor  a fresh Python process that imports sentence-transformers, loads the packaged MiniLM and
          encodes one sentence: what any answer costs at least (the model is the answer's first step);
@@ -157,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, help="an index folder of this tree (default: build one of corpus/)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure (default: this one; "
+                        "a clean export of a commit is not disturbed by edits in progress)")
     parser.add_argument("--old-tree", type=Path, help="another checkout to measure beside this one")
     parser.add_argument("--old-index", type=Path, help="an index built by --old-tree")
     args = parser.parse_args()
@@ -165,9 +167,9 @@ def main() -> None:
         if index is None:
             index = Path(tmp) / "index"
             log(f"building an index of corpus/ in {index}")
-            subprocess.run([sys.executable, "-m", "assistant.cli", "index", str(ROOT / "corpus"), "--index", str(index)],
-                           env=env_for(ROOT), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        trees = {"now": (ROOT, index)}
+            subprocess.run([sys.executable, "-m", "assistant.cli", "index", str(args.tree / "corpus"), "--index", str(index)],
+                           env=env_for(args.tree.resolve()), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        trees = {"now": (args.tree.resolve(), index)}
         if args.old_tree:
             trees["before"] = (args.old_tree.resolve(), args.old_index)
         log("warm-up: one floor and one ask per tree (page cache, the gate's vector cache)")

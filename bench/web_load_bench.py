@@ -2,6 +2,7 @@
 users through Gradio's HTTP API. A script, not a test (nothing in CI times anything):
 
     .venv/bin/python bench/web_load_bench.py [--index DIR] [--users 50] [--requests 1000] [--compare]
+        [--tree DIR] [--old-tree DIR --old-index DIR]
 
 Without --index it first builds an index of corpus/ in a temporary folder (about a minute).
 
@@ -12,7 +13,12 @@ What it measures, in one run:
   2. `--users` users asking back to back (each sends its next question when its answer arrives) until
      `--requests` answers: p50/p95/max latency, errors (anything but a complete answer), answers per
      second, and the server's memory (RSS) before, at the halfway point and after;
-  3. with --compare, the same load with ATLAS_WEB_WORKERS=1 (one answer at a time, as before).
+  3. with --compare, the same load with ATLAS_WEB_WORKERS=1 (one answer at a time);
+  4. with --old-tree, the same load on another checkout (e.g. `git archive 710165d | tar -x -C DIR`)
+     and an index it built (--old-index): the figures before, from the same run.
+
+The code measured is --tree (default: this checkout), run as `python -m assistant.cli` with PYTHONPATH
+set to it, so a clean export of a commit can be measured while others edit the working tree.
 
 Targets (issue 13): p95 <= 2 s for 50 users on 2 cores, 0 errors, memory bounded over 1,000 requests.
 Every step reports the CPU other processes used meanwhile (bench/machine.py): trust a quiet run.
@@ -37,7 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import Meter, describe, rss_mb, verdict  # noqa: E402
 
-CLI = str(Path(sys.executable).with_name("atlas-assistant"))
 SETS = ["questions.jsonl", "patients.jsonl", "retrieval.jsonl"]
 
 
@@ -100,16 +105,22 @@ async def ask_async(http: httpx.AsyncClient, url: str, question: str) -> str | N
 
 # --- the server ----------------------------------------------------------------------------------
 
+def cli(tree: Path) -> tuple[list[str], dict]:
+    """The command line of `tree` and its environment: python -m assistant.cli with PYTHONPATH=tree."""
+    env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return [sys.executable, "-m", "assistant.cli"], env
+
+
 class Server:
-    def __init__(self, index: Path, workers: int | None, log_path: Path):
+    def __init__(self, tree: Path, index: Path, workers: int | None, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
+        command, env = cli(tree)
         if workers:
             env["ATLAS_WEB_WORKERS"] = str(workers)
         self.log = open(log_path, "w")
         self.started = time.perf_counter()
-        self.process = subprocess.Popen([CLI, "serve", "--index", str(index), "--port", str(self.port)],
+        self.process = subprocess.Popen([*command, "serve", "--index", str(index), "--port", str(self.port)],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tempfile.gettempdir())
         self.page_seconds = self.wait_for_page()
         with httpx.Client(timeout=120) as http:
@@ -139,13 +150,14 @@ class Server:
 
 # --- the steps -----------------------------------------------------------------------------------
 
-def engine_alone(index: Path, qs: list[str]) -> dict:
+def engine_alone(tree: Path, index: Path, qs: list[str]) -> dict:
     """`ask --batch --json` in its own process: the engine's own time per answer (timings_ms.total)."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as batch:
         batch.write("\n".join(qs))
+    command, env = cli(tree)
     with Meter("engine alone (ask --batch)") as meter:
-        out = subprocess.run([CLI, "ask", "--batch", batch.name, "--json", "--index", str(index)],
-                             capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()).stdout
+        out = subprocess.run([*command, "ask", "--batch", batch.name, "--json", "--index", str(index)],
+                             capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(), env=env).stdout
     os.unlink(batch.name)
     totals = [json.loads(line)["timings_ms"]["total"] / 1000 for line in out.splitlines() if line.strip()]
     return {"p50": pct(totals, 50), "p95": pct(totals, 95), "n": len(totals), "meter": meter}
@@ -220,22 +232,23 @@ async def load(server: Server, qs: list[str], users: int, total: int, timeout: f
             "rss": rss, "meter": meter}
 
 
-def build_index(folder: Path) -> Path:
-    log(f"building an index of {ROOT / 'corpus'} in {folder} (about a minute)")
-    subprocess.run([CLI, "index", str(ROOT / "corpus"), "--index", str(folder), "--json"], check=True,
-                   stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+def build_index(tree: Path, folder: Path) -> Path:
+    log(f"building an index of {tree / 'corpus'} in {folder} (about a minute)")
+    command, env = cli(tree)
+    subprocess.run([*command, "index", str(tree / "corpus"), "--index", str(folder), "--json"], check=True,
+                   stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir(), env=env)
     return folder
 
 
-def run_load(index: Path, qs: list[str], args, workers: int | None, label: str) -> tuple[dict, dict]:
-    server = Server(index, workers, Path(tempfile.gettempdir()) / f"atlas-web-bench-{label}.log")
+def run_load(tree: Path, index: Path, qs: list[str], args, workers: int | None, label: str) -> tuple[dict, dict]:
+    server = Server(tree, index, workers, Path(tempfile.gettempdir()) / f"atlas-web-bench-{label}.log")
     try:
         log(f"[{label}] serve ready: page {server.page_seconds:.1f} s, first answer {server.answer_seconds:.1f} s")
         with httpx.Client(timeout=120) as http:
             for q in qs[:5]:  # warm-up
                 ask_sync(http, server.url, q)
         single = {}
-        if label == "concurrent":
+        if label == "now":
             log(f"[{label}] one user at a time: {args.serial} answers over HTTP, {args.serial // 2} with gradio_client")
             single["http"] = one_user(server, qs[:args.serial])
             single["client"] = one_user_client(server, qs[:args.serial // 2])
@@ -276,17 +289,24 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=40, help="answers for the one-user figures")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before an answer counts as an error")
     parser.add_argument("--compare", action="store_true", help="also run the load with one answer at a time")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
+    parser.add_argument("--old-tree", type=Path, help="another checkout to load the same way, for the figures before")
+    parser.add_argument("--old-index", type=Path, help="an index built by --old-tree")
     args = parser.parse_args()
+    tree = args.tree.resolve()
     qs = questions()
-    log(f"{len(qs)} distinct questions from {', '.join(SETS)}")
+    log(f"{len(qs)} distinct questions from {', '.join(SETS)}; measuring {tree}")
     with tempfile.TemporaryDirectory(prefix="atlas-web-bench-") as tmp:
-        index = args.index or build_index(Path(tmp) / "index")
+        index = args.index or build_index(tree, Path(tmp) / "index")
         log("engine alone: ask --batch over 100 questions")
-        engine = engine_alone(index, qs[:100])
-        single, concurrent = run_load(index, qs, args, None, "concurrent")
-        runs = {"concurrent": concurrent}
+        engine = engine_alone(tree, index, qs[:100])
+        single, now = run_load(tree, index, qs, args, None, "now")
+        runs = {"now": now}
         if args.compare:
-            runs["one at a time"] = run_load(index, qs, args, 1, "one at a time")[1]
+            runs["now, one at a time"] = run_load(tree, index, qs, args, 1, "now, one at a time")[1]
+        if args.old_tree:
+            old_index = args.old_index or build_index(args.old_tree.resolve(), Path(tmp) / "old-index")
+            runs["before"] = run_load(args.old_tree.resolve(), old_index, qs, args, None, "before")[1]
     print(report(engine, single, runs, args.users, args.requests))
     for label, r in runs.items():
         for error in r["errors"][:5]:
