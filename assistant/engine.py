@@ -38,6 +38,25 @@ def open_library(settings: Settings):
     return Library(settings.index_dir, settings.candidates)
 
 
+def describe_filters(filters: Filters) -> str:
+    """The filters in words, as the reader set them ('from 2020; study type randomised controlled trial')."""
+    from .study import STUDY_TYPES
+
+    words, parts = table("answer")["filters"], []
+    if filters.year_from and filters.year_to:
+        parts.append(words["between"].format(start=filters.year_from, end=filters.year_to))
+    elif filters.year_from:
+        parts.append(words["from"].format(year=filters.year_from))
+    elif filters.year_to:
+        parts.append(words["to"].format(year=filters.year_to))
+    if filters.study_types:
+        names = [STUDY_TYPES.get(t, t).lower() for t in filters.study_types]
+        parts.append(words["type" if len(names) == 1 else "types"].format(types=" or ".join(names)))
+    if filters.pem_required:
+        parts.append(words["pem"])
+    return "; ".join(parts)
+
+
 class Assistant:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -137,11 +156,22 @@ class Assistant:
         answer = self._fixed(question, NO_EVIDENCE)
         answer.bottom_line = texts["no_evidence"].format(subject=understood.subject)
         if filters.active and not filters.study_ids:
-            unfiltered = self.library.retrieve(understood.search_text, search_vector, Filters(), top_k=self.settings.top_k)
-            if self.evidence.relevant(understood.topic, topic_vector, unfiltered, understood.head)[0]:
-                answer.bottom_line = texts["no_evidence_filtered"].format(subject=understood.subject, count=len(unfiltered))
+            count = self._studies_without_filters(understood, search_vector, topic_vector)
+            answer.bottom_line = texts["no_evidence_filtered" if count else "no_evidence_filtered_none"].format(
+                subject=understood.subject, filters=describe_filters(filters), count=count,
+                studies="study" if count == 1 else "studies", do="does" if count == 1 else "do")
         answer.short_answer = f"{answer.bottom_line} {answer.short_answer}"
         return answer
+
+    def _studies_without_filters(self, understood, search_vector, topic_vector) -> int:
+        """How many studies would speak to the question without the filters: those retrieved unfiltered
+        that pass the evidence check on their own (at least the answer's own studies when together
+        they pass it)."""
+        hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
+                                     top_k=max(self.settings.top_k, self.settings.candidates))
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.head)[0] for hit in hits)
+        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.head)[0]
+        return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod
     def _fixed(question: str, status: str) -> Answer:

@@ -48,16 +48,86 @@ THEME = gr.themes.Base(
     font=["system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
     font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
     text_size=gr.themes.Size(xxs="12px", xs="14px", sm="16px", md="18px", lg="20px", xl="24px", xxl="30px"))
-# A citation opens the (collapsed) sources and moves focus to the card it names.
-JS = """() => document.addEventListener('click', (event) => {
-  const cite = event.target.closest('a.cite');
-  const card = cite && document.getElementById(cite.getAttribute('href').slice(1));
-  if (!card) return;
-  event.preventDefault();
-  for (let d = card.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
-  card.scrollIntoView({block: 'center'});
-  card.focus();
-})"""
+# A citation opens the (collapsed) sources and moves focus to the card it names. The chat follows the
+# conversation: each new answer is shown from its first line (in the chat panel, and on the screen when
+# the panel's top is off screen, as on a phone), unless the reader has scrolled up to read something
+# earlier; then a "new answer" button below the panel (never over the text) leads to it. Gradio's own
+# scrolling to the bottom is off (autoscroll=False) and its scroll-down button hidden (web.css).
+JS = """() => {
+  document.addEventListener('click', (event) => {
+    const cite = event.target.closest('a.cite');
+    const card = cite && document.getElementById(cite.getAttribute('href').slice(1));
+    if (!card) return;
+    event.preventDefault();
+    for (let d = card.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
+    card.scrollIntoView({block: 'center'});
+    card.focus();
+  });
+  const NEAR = 48;
+  let follow = true, ours = 0, answers = 0, questions = 0, waiting = null, anchor = null;
+  const log = () => document.querySelector('#atlas-chat [role=log]');
+  const rows = (kind) => document.querySelectorAll(`#atlas-chat .message-row.${kind}-row`);
+  const button = document.createElement('button');
+  button.id = 'atlas-new-answer';
+  button.type = 'button';
+  button.hidden = true;
+  button.textContent = __NEW_ANSWER__;
+  function show(row) {  // the row's first line at the top of the panel, and of the screen if need be
+    const panel = log();
+    if (!panel || !row) return;
+    ours = Date.now();
+    panel.scrollTop += row.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
+    const top = row.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.4) window.scrollBy(0, top - 8);
+    follow = true;
+    anchor = row;  // kept at the top while the answer grows (its parts arrive one by one)
+    waiting = null;
+    button.hidden = true;
+  }
+  function reveal(row) {  // a question just asked: bring it into view at the panel's bottom
+    const panel = log();
+    if (!panel || !row) return;
+    ours = Date.now();
+    const below = row.getBoundingClientRect().bottom - panel.getBoundingClientRect().bottom;
+    if (below > 0) panel.scrollTop += below + 8;
+  }
+  button.addEventListener('click', () => show(waiting || rows('bot')[rows('bot').length - 1]));
+  function scrolled() {  // by the reader (not by show/reveal): still following the newest answer?
+    if (Date.now() - ours < 300) return;
+    anchor = null;  // the reader took over
+    const panel = log(), bots = rows('bot'), last = bots[bots.length - 1];
+    if (!panel || !last) return;
+    const atBottom = panel.scrollHeight - panel.scrollTop - panel.clientHeight < NEAR;
+    follow = atBottom || last.getBoundingClientRect().top <= panel.getBoundingClientRect().top + NEAR;
+    if (follow) { waiting = null; button.hidden = true; }
+  }
+  function changed() {
+    const chat = document.querySelector('#atlas-chat'), panel = log();
+    if (!chat) return;
+    if (!button.isConnected) chat.after(button);
+    if (panel && !panel.dataset.atlasFollow) {
+      panel.dataset.atlasFollow = '1';
+      panel.addEventListener('scroll', scrolled, {passive: true});
+    }
+    const bots = rows('bot'), users = rows('user');
+    if (users.length > questions && follow) requestAnimationFrame(() => reveal(users[users.length - 1]));
+    if (bots.length > answers) {
+      const row = bots[bots.length - 1];
+      if (follow) requestAnimationFrame(() => show(row));
+      else { waiting = row; button.hidden = false; }
+    }
+    else if (follow && anchor && anchor.isConnected && panel) {
+      const off = anchor.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
+      const room = panel.scrollHeight - panel.scrollTop - panel.clientHeight;
+      if (off > 2 && room > 2) requestAnimationFrame(() => show(anchor));
+    }
+    if (bots.length === 0) { follow = true; waiting = null; anchor = null; button.hidden = true; }
+    answers = bots.length;
+    questions = users.length;
+  }
+  new MutationObserver(changed).observe(document.body, {childList: true, subtree: true});
+  changed();
+}"""
 
 
 def texts() -> dict:
@@ -341,12 +411,13 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Column(scale=3, min_width=320):
                 chatbot = gr.Chatbot(
                     label=words["title"], show_label=False, height="68vh", layout="panel",
+                    autoscroll=False, group_consecutive_messages=False,  # web.JS follows; one bubble each
                     placeholder=words["welcome"], latex_delimiters=[], feedback_options=None, buttons=[],
                     elem_id="atlas-chat",
                     examples=[{"text": q} for q in words["examples"]])
                 with gr.Row():
                     message = gr.Textbox(show_label=False, placeholder=words["placeholder"], lines=1,
-                                         max_lines=8, scale=5, autofocus=True, elem_id="atlas-question")
+                                         max_lines=8, scale=5, elem_id="atlas-question")  # no autofocus: no jump
                     ask = gr.Button(words["ask"], variant="primary", scale=1, min_width=90)
                 with gr.Accordion(controls["copy"], open=False):
                     markdown = gr.Textbox(label=controls["copy_box"], lines=6, max_lines=16,
@@ -424,12 +495,20 @@ class SecurityHeaders:
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Start the server; Gradio's own console lines (its public-link hint among them) are silenced and
+    one line of ours says where the chat is. With block=True, wait until Ctrl-C."""
     from starlette.middleware import Middleware
 
     css = Path(__file__).with_name("web.css").read_text(encoding="utf-8")
-    return app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=not block,
-                      theme=THEME, css=css, js=JS, footer_links=["api"], run_history=False, quiet=not block,
-                      app_kwargs={"middleware": [Middleware(SecurityHeaders)]})
+    js = JS.replace("__NEW_ANSWER__", json.dumps(texts()["new_answer"]))
+    app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=True,
+               theme=THEME, css=css, js=js, footer_links=["api"], run_history=False, quiet=True,
+               app_kwargs={"middleware": [Middleware(SecurityHeaders)]})
+    where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else f"bound to {host}"
+    print(texts()["running"].format(url=app.local_url, where=where), flush=True)
+    if block:
+        app.block_thread()
+    return app
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
