@@ -35,6 +35,18 @@ def pytest_configure(config):
                                        "`pytest -m 'not slow'` is the fast layer")
 
 
+# Fixtures that load the real model (and build a real index of the bundled corpus) or start Chromium: a
+# test that uses one, directly or through another fixture, is slow whether or not it says so, so the
+# fast layer (`pytest -m "not slow"`, `make test-fast`) is the fake-embedder tests alone.
+REAL = {"corpus_index", "library", "assistant", "real_gate", "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def contract(name: str) -> dict:
     """A JSON schema of the shared contracts (../shared/contracts), or a skip naming what is missing."""
     return json.loads(need(CONTRACTS / name).read_text())
