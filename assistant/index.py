@@ -136,21 +136,70 @@ def read_manifest(build: Path) -> dict:
     return manifest
 
 
-def _checksums(folder: Path, rels: list[str]) -> list[str | OSError]:
-    """sha256 of files, two at a time (hashlib lets go of the GIL, and a large library's files add up
-    to gigabytes); a file that cannot be read gives its error instead."""
+CHECK_BLOCK = 64 << 20  # files larger than this are checksummed (and verified) in blocks of this size
+
+
+def _block_sha256(path: Path, number: int, block: int) -> str:
+    """sha256 of one block of a file (b"" past its end)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(number * block)
+        left = block
+        while left:
+            data = handle.read(min(1 << 20, left))
+            if not data:
+                break
+            digest.update(data)
+            left -= len(data)
+    return digest.hexdigest()
+
+
+def _parallel(jobs: list[Callable[[], str]]) -> list[str | OSError]:
+    """Run hashing jobs on every core (hashlib lets go of the GIL); a job that cannot read its file
+    gives its error instead."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(rel: str) -> str | OSError:
+    def run(job):
         try:
-            return file_sha256(folder / rel)
+            return job()
         except OSError as err:
             return err
 
-    big_first = sorted(rels, key=lambda rel: -_size(folder / rel))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        found = dict(zip(big_first, pool.map(one, big_first)))
-    return [found[rel] for rel in rels]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return list(pool.map(run, jobs))
+
+
+def _checksums(folder: Path, rels: list[str]) -> tuple[list[str | OSError], dict[str, dict]]:
+    """The checksum of each file, and the block checksums of files above CHECK_BLOCK bytes. A large
+    library's files add up to gigabytes and the vectors alone to two, so a file is hashed in blocks
+    that every core shares: its checksum in `files` is then the sha256 of its block digests (joined),
+    and `blocks` keeps its size and the digests."""
+    sizes = {rel: _size(folder / rel) for rel in rels}
+    jobs, owners = [], []
+    for rel in rels:
+        count = -(-sizes[rel] // CHECK_BLOCK) if sizes[rel] > CHECK_BLOCK else 0
+        if count:
+            jobs += [lambda rel=rel, n=n: _block_sha256(folder / rel, n, CHECK_BLOCK) for n in range(count)]
+            owners += [rel] * count
+        else:
+            jobs.append(lambda rel=rel: file_sha256(folder / rel))
+            owners.append(rel)
+    results = _parallel(jobs)
+    found: dict[str, list] = {}
+    for rel, result in zip(owners, results):
+        found.setdefault(rel, []).append(result)
+    digests, blocks = [], {}
+    for rel in rels:
+        parts = found[rel]
+        error = next((r for r in parts if isinstance(r, OSError)), None)
+        if error is not None:
+            digests.append(error)
+        elif sizes[rel] > CHECK_BLOCK:
+            blocks[rel] = {"size": sizes[rel], "block": CHECK_BLOCK, "sha256": parts}
+            digests.append(hashlib.sha256("".join(parts).encode()).hexdigest())
+        else:
+            digests.append(parts[0])
+    return digests, blocks
 
 
 def _size(path: Path) -> int:
@@ -166,12 +215,32 @@ def verify_build(build: Path) -> dict:
     if not build.is_dir():
         raise BuildDamaged(f"build {build.name} is missing")
     manifest = read_manifest(build)
-    files = manifest.get("files", {})
-    for (rel, expected), actual in zip(files.items(), _checksums(build, list(files))):
+    files, blocks = manifest.get("files", {}), manifest.get("blocks", {})
+    if not isinstance(blocks, dict):
+        raise BuildDamaged(f"{build.name}/{MANIFEST} has unreadable block checksums")
+    jobs, owners = [], []
+    for rel in files:
+        spec = blocks.get(rel)
+        if isinstance(spec, dict) and isinstance(spec.get("sha256"), list) and spec.get("block"):
+            jobs += [lambda rel=rel, n=n, b=int(spec["block"]): _block_sha256(build / rel, n, b)
+                     for n in range(len(spec["sha256"]))]
+            owners += [(rel, n) for n in range(len(spec["sha256"]))]
+        else:
+            jobs.append(lambda rel=rel: file_sha256(build / rel))
+            owners.append((rel, None))
+    for (rel, n), actual in zip(owners, _parallel(jobs)):
         if isinstance(actual, FileNotFoundError):
             raise BuildDamaged(f"{build.name}/{rel} is missing")
         if isinstance(actual, OSError):
             raise BuildDamaged(f"{build.name}/{rel} cannot be read ({type(actual).__name__})")
+        if n is None:
+            expected = files[rel]
+        else:
+            spec = blocks[rel]
+            expected = spec["sha256"][n]
+            if n == 0 and (_size(build / rel) != spec.get("size")
+                           or hashlib.sha256("".join(spec["sha256"]).encode()).hexdigest() != files[rel]):
+                actual = None  # its size or its block list is not what the build wrote
         if actual != expected:
             raise BuildDamaged(f"{build.name}/{rel} does not match its checksum "
                                f"({_size(build / rel)} bytes)")
@@ -542,9 +611,12 @@ def _write_build(index_dir: Path, studies: list[Study], vectors: np.ndarray, man
         manifest.update(format=FORMAT, studies=written["studies"], store=written["store"])
         say("checksums")
         rels = sorted(path.relative_to(partial).as_posix() for path in partial.rglob("*") if path.is_file())
-        manifest["files"] = dict(zip(rels, _checksums(partial, rels)))
-        if any(isinstance(digest, OSError) for digest in manifest["files"].values()):
-            raise next(digest for digest in manifest["files"].values() if isinstance(digest, OSError))
+        digests, blocks = _checksums(partial, rels)
+        if any(isinstance(digest, OSError) for digest in digests):
+            raise next(digest for digest in digests if isinstance(digest, OSError))
+        manifest["files"] = dict(zip(rels, digests))
+        if blocks:
+            manifest["blocks"] = blocks
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
         partial.rename(build)
     except BaseException:  # disk full, Ctrl-C: nothing half-written stays behind

@@ -660,8 +660,10 @@ class FaissUnitStore:
                 return rows[0][keep].astype("int64"), scores[0][keep]
             params = faiss.SearchParametersIVF()
             share = admitted / self.rows
-            # about as many admitted rows as an unfiltered search sees, up to a quarter of the lists
-            params.nprobe = min(max(self.nprobe, self.ann.nlist // 4), math.ceil(self.nprobe / share))
+            # About as many admitted rows as an unfiltered search sees, up to three quarters of the lists
+            # (all of them cost three times as much as three quarters on FAISS 1.15); on the bench's
+            # 1.3M units a 2 % filter then keeps recall@10 at 0.99 (a quarter of the lists: 0.75).
+            params.nprobe = min(max(self.nprobe, self.ann.nlist * 3 // 4), math.ceil(self.nprobe / share))
             if selector is not None:
                 params.sel = selector
             _, rows = self.ann.search(query, max(k, self.rerank), params=params)

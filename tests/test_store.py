@@ -236,3 +236,29 @@ def test_bm25_pruning_of_common_words_keeps_the_exact_top_k(tmp_path, monkeypatc
             assert np.allclose(top, expected, atol=1e-5), question
             assert np.allclose(scores[rows], top, atol=1e-5)
     assert sum(found is not None for found in pruned) >= 3  # the pruned path was taken
+
+
+def test_large_files_are_checksummed_in_blocks_and_damage_is_still_found(tmp_path, monkeypatch):
+    """Files above CHECK_BLOCK are hashed in blocks on every core; a flipped byte, a file cut short or
+    grown, and a doctored block list are each found, and the message is the one `index` repairs."""
+    monkeypatch.setattr(index_module, "CHECK_BLOCK", 4096)
+    studies, vectors = synthetic(200, seed=4)
+    index_dir = tmp_path / "index"
+    write_library(index_dir, studies, vectors, "synthetic")
+    build = live_build(index_dir)
+    manifest = json.loads((build / MANIFEST).read_text())
+    spec = manifest["blocks"][VECTORS]
+    assert spec["size"] == (build / VECTORS).stat().st_size and len(spec["sha256"]) == -(-spec["size"] // 4096)
+    assert set(manifest["blocks"]) <= set(manifest["files"]) and all(len(d) == 64 for d in manifest["files"].values())
+    Library(index_dir)  # intact: opens
+    original = (build / VECTORS).read_bytes()
+    for damaged in (original[:3000] + bytes([original[3000] ^ 0xFF]) + original[3001:],  # one byte
+                    original[:-10], original + b"\0" * 10):  # cut short, grown
+        (build / VECTORS).write_bytes(damaged)
+        with pytest.raises(IndexMissing, match=f"{VECTORS} does not match its checksum.* rebuild it"):
+            Library(index_dir)
+    (build / VECTORS).write_bytes(original)
+    manifest["blocks"][VECTORS]["sha256"][0] = "0" * 64
+    (build / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMissing, match="does not match its checksum"):
+        Library(index_dir)
