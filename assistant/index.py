@@ -122,10 +122,20 @@ def _pointer(index_dir: Path) -> str | None:
     return name
 
 
+def _loads(text: bytes):
+    """json.loads, through orjson when it is installed (gradio brings it): a large library's manifest
+    lists a million chunk hashes, 0.6 s for json, a quarter of that for orjson."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads(text)
+    return orjson.loads(text)
+
+
 def read_manifest(build: Path) -> dict:
     """The manifest of a build, checked for the keys a reader needs."""
     try:
-        manifest = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+        manifest = _loads((build / MANIFEST).read_bytes())
     except FileNotFoundError:
         raise BuildDamaged(f"{build.name}/{MANIFEST} is missing") from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
