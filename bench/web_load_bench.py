@@ -41,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import Meter, describe, rss_mb, verdict  # noqa: E402
+from machine import Meter, describe, process_cpu_seconds, rss_mb, verdict  # noqa: E402
 
 SETS = ["questions.jsonl", "patients.jsonl", "retrieval.jsonl"]
 
@@ -218,6 +218,7 @@ async def load(server: Server, qs: list[str], users: int, total: int, timeout: f
             await asyncio.sleep(0.25)
 
     limits = httpx.Limits(max_connections=users * 2, max_keepalive_connections=users * 2)
+    server_cpu = process_cpu_seconds(server.process.pid)
     with Meter(f"{users} users, {total} answers", (server.process.pid,)) as meter:
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
             sampler = asyncio.create_task(sample())
@@ -227,7 +228,8 @@ async def load(server: Server, qs: list[str], users: int, total: int, timeout: f
             done.set()
             await sampler
     rss["after"] = rss_mb(server.process.pid)
-    return {"p50": pct(latencies, 50), "p95": pct(latencies, 95), "max": max(latencies) * 1000,
+    server_cpu = process_cpu_seconds(server.process.pid) - server_cpu
+    return {"server_cpu_ms": server_cpu / max(1, len(latencies)) * 1000, "server_cores": server_cpu / wall,"p50": pct(latencies, 50), "p95": pct(latencies, 95), "max": max(latencies) * 1000,
             "errors": errors, "n": len(latencies), "rate": len(latencies) / wall, "wall": wall,
             "rss": rss, "meter": meter}
 
@@ -274,6 +276,8 @@ def report(engine: dict, single: dict, runs: dict[str, dict], users: int, total:
         lines.append(f"| {users} users ({label}), {r['n']} answers | p50 {r['p50']:.0f} ms / p95 **{r['p95']:.0f} ms** / "
                      f"max {r['max']:.0f} ms; {errors} errors; {r['rate']:.1f} answers/s | "
                      f"target p95 <= 2000 ms, 0 errors: {'met' if r['p95'] <= 2000 and not errors else 'MISSED'} |")
+        lines.append(f"| server CPU ({label}) | {r['server_cpu_ms']:.0f} ms per answer, {r['server_cores']:.2f} cores busy | "
+                     "what one answer costs the server, whatever the neighbours do |")
         lines.append(f"| server memory ({label}) | RSS {rss['before']:.0f} MB before, {rss['half']:.0f} MB at "
                      f"{total // 2}, {rss['after']:.0f} MB after {total} (peak {rss['peak']:.0f} MB) | "
                      f"growth over the second half: {rss['after'] - rss['half']:+.1f} MB |")
