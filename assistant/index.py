@@ -7,7 +7,8 @@ Layout of the index folder:
                        texts, study records, bm25/, all read memory-mapped or on demand),
                        manifest.json (format, model, dimension, chunking version, per-study content
                        hash, per-chunk text hash in FAISS order, the store's index type, sha256 of every
-                       other file of the build); RETIRED (when a build stopped being live)
+                       other file of the build, or for a file above 64 MB the CRC-32 of each 64 MB
+                       block, checked on every core); RETIRED (when a build stopped being live)
 
 A rebuild reuses the vector of every chunk whose embedded text is unchanged, so an unchanged corpus
 embeds nothing and an edited entry embeds only its changed chunks. A model or chunking change
@@ -30,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +126,7 @@ def _pointer(index_dir: Path) -> str | None:
 
 def _loads(text: bytes):
     """json.loads, through orjson when it is installed (gradio brings it): a large library's manifest
-    lists a million chunk hashes, 0.6 s for json, a quarter of that for orjson."""
+    lists a million chunk hashes: 0.6 s through json, 0.35 s through orjson (measured under load)."""
     try:
         import orjson
     except ImportError:
@@ -149,19 +151,22 @@ def read_manifest(build: Path) -> dict:
 CHECK_BLOCK = 64 << 20  # files larger than this are checksummed (and verified) in blocks of this size
 
 
-def _block_sha256(path: Path, number: int, block: int) -> str:
-    """sha256 of one block of a file (b"" past its end)."""
-    digest = hashlib.sha256()
+def _block_digest(path: Path, number: int, block: int) -> str:
+    """The CRC-32 of one block of a file ("crc32:" and 8 hex digits; b"" past its end). CRC-32 runs
+    at twice sha256's speed here (1.6 against 0.87 GB/s) and finds damage, which is what these
+    checksums are for: a truncated or cut copy, flipped bits, a half-written file. Neither it nor
+    sha256 would stop a deliberate edit: the manifest sits beside the files it describes."""
+    value = 0
     with open(path, "rb") as handle:
         handle.seek(number * block)
         left = block
         while left:
-            data = handle.read(min(1 << 20, left))
+            data = handle.read(min(4 << 20, left))
             if not data:
                 break
-            digest.update(data)
+            value = zlib.crc32(data, value)
             left -= len(data)
-    return digest.hexdigest()
+    return f"crc32:{value:08x}"
 
 
 def _parallel(jobs: list[Callable[[], str]]) -> list[str | OSError]:
@@ -181,15 +186,15 @@ def _parallel(jobs: list[Callable[[], str]]) -> list[str | OSError]:
 
 def _checksums(folder: Path, rels: list[str]) -> tuple[list[str | OSError], dict[str, dict]]:
     """The checksum of each file, and the block checksums of files above CHECK_BLOCK bytes. A large
-    library's files add up to gigabytes and the vectors alone to two, so a file is hashed in blocks
-    that every core shares: its checksum in `files` is then the sha256 of its block digests (joined),
-    and `blocks` keeps its size and the digests."""
+    library's files add up to gigabytes and the vectors alone to two, so a large file is checked in
+    blocks that every core shares (`_block_digest`): its checksum in `files` is then the sha256 of its
+    block digests (joined), and `blocks` keeps its size and the digests."""
     sizes = {rel: _size(folder / rel) for rel in rels}
     jobs, owners = [], []
     for rel in rels:
         count = -(-sizes[rel] // CHECK_BLOCK) if sizes[rel] > CHECK_BLOCK else 0
         if count:
-            jobs += [lambda rel=rel, n=n: _block_sha256(folder / rel, n, CHECK_BLOCK) for n in range(count)]
+            jobs += [lambda rel=rel, n=n: _block_digest(folder / rel, n, CHECK_BLOCK) for n in range(count)]
             owners += [rel] * count
         else:
             jobs.append(lambda rel=rel: file_sha256(folder / rel))
@@ -205,7 +210,7 @@ def _checksums(folder: Path, rels: list[str]) -> tuple[list[str | OSError], dict
         if error is not None:
             digests.append(error)
         elif sizes[rel] > CHECK_BLOCK:
-            blocks[rel] = {"size": sizes[rel], "block": CHECK_BLOCK, "sha256": parts}
+            blocks[rel] = {"size": sizes[rel], "block": CHECK_BLOCK, "digests": parts}
             digests.append(hashlib.sha256("".join(parts).encode()).hexdigest())
         else:
             digests.append(parts[0])
@@ -231,10 +236,10 @@ def verify_build(build: Path) -> dict:
     jobs, owners = [], []
     for rel in files:
         spec = blocks.get(rel)
-        if isinstance(spec, dict) and isinstance(spec.get("sha256"), list) and spec.get("block"):
-            jobs += [lambda rel=rel, n=n, b=int(spec["block"]): _block_sha256(build / rel, n, b)
-                     for n in range(len(spec["sha256"]))]
-            owners += [(rel, n) for n in range(len(spec["sha256"]))]
+        if isinstance(spec, dict) and isinstance(spec.get("digests"), list) and spec.get("block"):
+            jobs += [lambda rel=rel, n=n, b=int(spec["block"]): _block_digest(build / rel, n, b)
+                     for n in range(len(spec["digests"]))]
+            owners += [(rel, n) for n in range(len(spec["digests"]))]
         else:
             jobs.append(lambda rel=rel: file_sha256(build / rel))
             owners.append((rel, None))
@@ -247,9 +252,9 @@ def verify_build(build: Path) -> dict:
             expected = files[rel]
         else:
             spec = blocks[rel]
-            expected = spec["sha256"][n]
+            expected = spec["digests"][n]
             if n == 0 and (_size(build / rel) != spec.get("size")
-                           or hashlib.sha256("".join(spec["sha256"]).encode()).hexdigest() != files[rel]):
+                           or hashlib.sha256("".join(spec["digests"]).encode()).hexdigest() != files[rel]):
                 actual = None  # its size or its block list is not what the build wrote
         if actual != expected:
             raise BuildDamaged(f"{build.name}/{rel} does not match its checksum "

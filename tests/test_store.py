@@ -239,8 +239,9 @@ def test_bm25_pruning_of_common_words_keeps_the_exact_top_k(tmp_path, monkeypatc
 
 
 def test_large_files_are_checksummed_in_blocks_and_damage_is_still_found(tmp_path, monkeypatch):
-    """Files above CHECK_BLOCK are hashed in blocks on every core; a flipped byte, a file cut short or
-    grown, and a doctored block list are each found, and the message is the one `index` repairs."""
+    """Files above CHECK_BLOCK are checked in blocks (CRC-32) on every core; a flipped byte, a file cut
+    short or grown, and a doctored block list are each found, and the message is the one `index`
+    repairs."""
     monkeypatch.setattr(index_module, "CHECK_BLOCK", 4096)
     studies, vectors = synthetic(200, seed=4)
     index_dir = tmp_path / "index"
@@ -248,7 +249,8 @@ def test_large_files_are_checksummed_in_blocks_and_damage_is_still_found(tmp_pat
     build = live_build(index_dir)
     manifest = json.loads((build / MANIFEST).read_text())
     spec = manifest["blocks"][VECTORS]
-    assert spec["size"] == (build / VECTORS).stat().st_size and len(spec["sha256"]) == -(-spec["size"] // 4096)
+    assert spec["size"] == (build / VECTORS).stat().st_size and len(spec["digests"]) == -(-spec["size"] // 4096)
+    assert all(d.startswith("crc32:") and len(d) == 14 for d in spec["digests"])
     assert set(manifest["blocks"]) <= set(manifest["files"]) and all(len(d) == 64 for d in manifest["files"].values())
     Library(index_dir)  # intact: opens
     original = (build / VECTORS).read_bytes()
@@ -258,7 +260,7 @@ def test_large_files_are_checksummed_in_blocks_and_damage_is_still_found(tmp_pat
         with pytest.raises(IndexMissing, match=f"{VECTORS} does not match its checksum.* rebuild it"):
             Library(index_dir)
     (build / VECTORS).write_bytes(original)
-    manifest["blocks"][VECTORS]["sha256"][0] = "0" * 64
+    manifest["blocks"][VECTORS]["digests"][0] = "crc32:00000000"
     (build / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(IndexMissing, match="does not match its checksum"):
         Library(index_dir)
