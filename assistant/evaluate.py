@@ -129,14 +129,16 @@ def llama_index_default_rankings(library, questions: list[dict], vectors, model:
     from llama_index.core.schema import QueryBundle
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    from .embed import embedding_model
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    from .embed import model_path
 
     docs = [Document(text="\n".join([s.title, *(i for sec in s.sections if not sec.generated for i in sec.items)]),
                      metadata={"study_id": sid}, excluded_embed_metadata_keys=["study_id"])
             for sid, s in library.studies.items()]
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(vectors.shape[1]))
     index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
-                                            embed_model=embedding_model(model))
+                                            embed_model=HuggingFaceEmbedding(model_name=model_path(model)))
     retriever = index.as_retriever(similarity_top_k=10)
     rankings = []
     for q, v in zip(questions, vectors):
