@@ -33,6 +33,7 @@ import sys
 import time
 import zlib
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -190,20 +191,22 @@ def _checksums(folder: Path, rels: list[str]) -> tuple[list[str | OSError], dict
     blocks that every core shares (`_block_digest`): its checksum in `files` is then the sha256 of its
     block digests (joined), and `blocks` keeps its size and the digests."""
     sizes = {rel: _size(folder / rel) for rel in rels}
-    jobs, owners = [], []
+    jobs: list[Callable[[], str]] = []
+    owners: list[str] = []
     for rel in rels:
         count = -(-sizes[rel] // CHECK_BLOCK) if sizes[rel] > CHECK_BLOCK else 0
         if count:
-            jobs += [lambda rel=rel, n=n: _block_digest(folder / rel, n, CHECK_BLOCK) for n in range(count)]
+            jobs += [partial(_block_digest, folder / rel, n, CHECK_BLOCK) for n in range(count)]
             owners += [rel] * count
         else:
-            jobs.append(lambda rel=rel: file_sha256(folder / rel))
+            jobs.append(partial(file_sha256, folder / rel))
             owners.append(rel)
     results = _parallel(jobs)
     found: dict[str, list] = {}
     for rel, result in zip(owners, results):
         found.setdefault(rel, []).append(result)
-    digests, blocks = [], {}
+    digests: list[str | OSError] = []
+    blocks: dict[str, dict] = {}
     for rel in rels:
         parts = found[rel]
         error = next((r for r in parts if isinstance(r, OSError)), None)
@@ -233,17 +236,18 @@ def verify_build(build: Path) -> dict:
     files, blocks = manifest.get("files", {}), manifest.get("blocks", {})
     if not isinstance(blocks, dict):
         raise BuildDamaged(f"{build.name}/{MANIFEST} has unreadable block checksums")
-    jobs, owners = [], []
+    jobs: list[Callable[[], str]] = []
+    owners: list[tuple[str, int | None]] = []
     for rel in files:
         spec = blocks.get(rel)
         if isinstance(spec, dict) and isinstance(spec.get("digests"), list) and spec.get("block"):
-            jobs += [lambda rel=rel, n=n, b=int(spec["block"]): _block_digest(build / rel, n, b)
-                     for n in range(len(spec["digests"]))]
+            jobs += [partial(_block_digest, build / rel, n, int(spec["block"])) for n in range(len(spec["digests"]))]
             owners += [(rel, n) for n in range(len(spec["digests"]))]
         else:
-            jobs.append(lambda rel=rel: file_sha256(build / rel))
+            jobs.append(partial(file_sha256, build / rel))
             owners.append((rel, None))
-    for (rel, n), actual in zip(owners, _parallel(jobs)):
+    checked: list[str | OSError | None] = list(_parallel(jobs))
+    for (rel, n), actual in zip(owners, checked):
         if isinstance(actual, FileNotFoundError):
             raise BuildDamaged(f"{build.name}/{rel} is missing")
         if isinstance(actual, OSError):

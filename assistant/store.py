@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -158,9 +158,9 @@ def _write_store(folder: Path, studies: Iterable[Study], vectors: np.ndarray, di
     n = len(unit_study)
     if len(vectors) != n:
         raise ValueError(f"{len(vectors)} vectors for {n} units")
-    units = np.zeros(n, dtype=UNIT_DTYPE)
-    units["study"], units["role"], units["position"] = unit_study, unit_role, unit_position
-    np.save(folder / UNITS, units)
+    unit_table = np.zeros(n, dtype=UNIT_DTYPE)
+    unit_table["study"], unit_table["role"], unit_table["position"] = unit_study, unit_role, unit_position
+    np.save(folder / UNITS, unit_table)
     np.save(folder / TEXT_OFFSETS, np.frombuffer(offsets, dtype="int64").astype("<i8"))
     np.save(folder / STUDY_TABLE, np.array(table, dtype=STUDY_DTYPE))
     (folder / STUDY_IDS).write_text(json.dumps({"ids": list(study_hashes), "types": list(types)}))
@@ -457,8 +457,10 @@ class Bm25:
 
     def postings(self, token: int) -> tuple[np.ndarray, np.ndarray]:
         """A word's (scores, rows), rows ascending."""
-        return tuple(self._read(file, start, dtype, int(self._indptr[token]), int(self._indptr[token + 1]))
-                     for file, start, dtype in self._postings)
+        first, end = int(self._indptr[token]), int(self._indptr[token + 1])
+        (data_file, data_start, data_type), (rows_file, rows_start, rows_type) = self._postings
+        return (self._read(data_file, data_start, data_type, first, end),
+                self._read(rows_file, rows_start, rows_type, first, end))
 
     def scores(self, query: str) -> np.ndarray:
         """Every row's BM25 score for the query."""
@@ -566,6 +568,7 @@ class FaissUnitStore:
         if int(self._counts.sum()) != self.rows:
             raise StoreDamaged(f"{STUDY_TABLE} counts {int(self._counts.sum())} units, the store {self.rows}")
         self.kind = description.get("index", "flat")
+        self.ann: Any  # a FAISS index over the mapped file: IVF above FLAT_LIMIT units, else the flat one
         if self.kind == "ivf":
             self.ann = faiss.read_index(str(folder / ANN), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             if self.ann.ntotal != self.rows or self.ann.d != self.dimension:
@@ -597,7 +600,7 @@ class FaissUnitStore:
         data = self._file.read(FLAT_HEADER + first * size, FLAT_HEADER + end * size)
         return np.frombuffer(data, dtype="<f4").reshape(end - first, self.dimension)
 
-    def gather_rows(self, rows: np.ndarray) -> np.ndarray:
+    def gather_rows(self, rows: np.ndarray | list[int]) -> np.ndarray:
         """The vectors of any rows, in their order: one read per run of consecutive rows."""
         rows = np.asarray(rows, dtype="int64")
         if not len(rows):
@@ -610,7 +613,7 @@ class FaissUnitStore:
         out[order] = np.concatenate(parts)
         return out
 
-    def scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    def scores(self, rows: np.ndarray | list[int], query: np.ndarray) -> np.ndarray:
         """Cosine of each row's vector to the query (rows in any order)."""
         return self.gather_rows(rows) @ query
 
@@ -654,7 +657,10 @@ class FaissUnitStore:
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
         with _one_thread():
             if self.kind == "flat":
-                params = faiss.SearchParameters(sel=selector) if selector is not None else None
+                params = None
+                if selector is not None:
+                    params = faiss.SearchParameters()
+                    params.sel = selector
                 scores, rows = self.ann.search(query, k, params=params)
                 keep = rows[0] >= 0
                 return rows[0][keep].astype("int64"), scores[0][keep]
