@@ -41,6 +41,11 @@ ANSWERING = {"concurrency_limit": WORKERS, "concurrency_id": "answers"}
 # it, and so did memory. Summarise rarely, over a short log.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+# Gradio keeps a copy of the page's state (every component's configuration, ~100 KB here) for each
+# session, and each API call is a session of its own: by default 10,000 of them, so memory grew with
+# every answer. Keep the most recently used few hundred; a reader's conversation stays unless that many
+# other sessions asked something since their last question.
+SESSIONS = 300
 QUESTION_LOG = Path("atlas-questions.jsonl").resolve()
 CITE = re.compile(r"\[(\d+)\]")
 THEME = gr.themes.Base(
@@ -503,6 +508,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: boo
     js = JS.replace("__NEW_ANSWER__", json.dumps(texts()["new_answer"]))
     app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=True,
                theme=THEME, css=css, js=js, footer_links=["api"], run_history=False, quiet=True,
+               state_session_capacity=SESSIONS,
                app_kwargs={"middleware": [Middleware(SecurityHeaders)]})
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else f"bound to {host}"
     print(texts()["running"].format(url=app.local_url, where=where), flush=True)
