@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import understand
+from .understand import learned_type, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -101,6 +101,7 @@ class Assistant:
         distinct = list(dict.fromkeys(texts))
         vectors = self._embed(distinct)
         question_vector, search_vector, topic_vector = (vectors[distinct.index(t)] for t in texts)
+        understood = replace(understood, question_type=learned_type(search_vector) or understood.question_type)
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         in_scope = safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)
@@ -138,7 +139,8 @@ class Assistant:
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
-        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.head)
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.head,
+                                             understood.question_type == "treatment")
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):
@@ -154,11 +156,11 @@ class Assistant:
         """A kind, specific refusal: what the library lacks; when filters removed the evidence, say so."""
         texts = table("answer")["bottom_line"]
         answer = self._fixed(question, NO_EVIDENCE)
-        answer.bottom_line = texts["no_evidence"].format(subject=understood.subject)
+        answer.bottom_line = texts["no_evidence" if understood.named else "no_evidence_loose"].format(subject=understood.name)
         if filters.active and not filters.study_ids:
             count = self._studies_without_filters(understood, search_vector, topic_vector)
             answer.bottom_line = texts["no_evidence_filtered" if count else "no_evidence_filtered_none"].format(
-                subject=understood.subject, filters=describe_filters(filters), count=count,
+                subject=understood.name if understood.named else "this question", filters=describe_filters(filters), count=count,
                 studies="study" if count == 1 else "studies", do="does" if count == 1 else "do")
         answer.short_answer = f"{answer.bottom_line} {answer.short_answer}"
         return answer
@@ -169,8 +171,9 @@ class Assistant:
         they pass it)."""
         hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
                                      top_k=max(self.settings.top_k, self.settings.candidates))
-        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.head)[0] for hit in hits)
-        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.head)[0]
+        treatment = understood.question_type == "treatment"
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.head, treatment)[0] for hit in hits)
+        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.head, treatment)[0]
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod

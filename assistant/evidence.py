@@ -15,7 +15,7 @@ import numpy as np
 from .prompts import table
 from .store import ScoredUnit, UnitStore
 from .study import Role, Study
-from .understand import GENERIC, Understanding
+from .understand import GENERIC, Understanding, synonyms
 
 POSITIVE = {"benefit", "higher", "lower", "present"}
 CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|lead\w* to|trigger\w*|"
@@ -70,6 +70,8 @@ def _spec() -> dict:
     return {"directions": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["directions"].items()],
             "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
             "dangling": re.compile(spec["profile"]["dangling"], re.I),
+            "link": re.compile(spec["profile"]["link"], re.I),
+            "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I)}
 
 
@@ -87,28 +89,36 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     chosen = [h for h in speaking if h.relevance >= best - margin or h is speaking[0]][:max_studies]
     for n, hit in enumerate(chosen, start=1):
         own = units[hit.study.id]
-        evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own, profile(hit.study, own, terms)))
+        evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own,
+                                              profile(hit.study, own, terms, understanding.question_type == "treatment")))
     return evidence
 
 
 @dataclass(frozen=True)
 class Terms:
-    """What 'speaks to the subject' means: every word of a named subject ('low-dose naltrexone', not
-    'low-dose rapamycin'), or any content word of a loosely worded one."""
+    """What 'speaks to the subject' means: the words of a named subject ('low-dose naltrexone', not
+    'low-dose rapamycin'; all but one of three or more), or a lexicon pattern for it ('PEM' speaks to
+    post-exertional malaise), or any content word of a loosely worded one."""
     words: frozenset[str]
     every: bool
+    patterns: tuple[re.Pattern, ...] = ()
 
     def found_in(self, text: str) -> bool:
         if not self.words:
             return True
         found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())}
-        return self.words <= found if self.every else bool(self.words & found)
+        hits = [w for w in self.words if w in found or _shares_root(w, found)]
+        if not self.every:
+            return bool(hits)
+        needed = len(self.words) - 1 if len(self.words) >= 3 else len(self.words)
+        return len(hits) >= needed or any(p.search(text) for p in self.patterns)
 
 
 def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
     words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
-    return Terms(frozenset(words), understanding.named)
+    patterns = tuple(synonyms(understanding.subject)) if understanding.named else ()
+    return Terms(frozenset(words), understanding.named, patterns)
 
 
 def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> bool:
@@ -116,9 +126,9 @@ def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) ->
                                                    for u in units.get(role, []))]))
 
 
-def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> Profile:
+def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, treatment: bool = False) -> Profile:
     spec = _spec()
-    finding = lead_unit(units.get(Role.OBSERVED, []), terms)
+    finding = lead_unit(units.get(Role.OBSERVED, []), terms, treatment)
     about = finding is not None and terms.found_in(finding.text) and not spec["not_tested"].search(finding.text)
     # A named subject must be in the study's finding or title; for loosely worded questions the
     # study's best-matching finding is about the question if the study measured anything at all.
@@ -128,12 +138,19 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> 
                    tested=tested, direction=direction(finding.text) if finding else "unclear", finding=finding)
 
 
-def lead_unit(units: list[ScoredUnit], terms: Terms) -> ScoredUnit | None:
-    """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'."""
-    dangling = _spec()["dangling"]
-    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling.match(u.text) else 0.0), u)
+def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) -> ScoredUnit | None:
+    """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'; for a
+    treatment question, the result against a comparison (placebo, sham, usual care) before the rest."""
+    comparator = _spec()["comparator"]
+    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) else 0.0)
+               + (0.15 if treatment and comparator.search(u.text) else 0.0), u)
               for u in units]
     return max(scored, key=lambda x: x[0])[1] if scored else None
+
+
+def dangling(text: str) -> bool:
+    """Opens with a word that points back to something the sentence does not name ('It', 'These')."""
+    return bool(_spec()["dangling"].match(text))
 
 
 def direction(text: str) -> str:
@@ -173,7 +190,11 @@ def verdict(evidence: EvidenceSet) -> str:
             return "not_supported"
         large = [s for s in trials if s.profile.direction == "benefit" and (s.profile.participants or 0) >= 100]
         return "supported" if large else "limited"
-    if kind == "cause" and directions & POSITIVE:
+    # "Is X linked to / behind / why …": a factor found alongside the illness answers it as an
+    # association, never as a cause (no study here can show cause without an intervention).
+    asks_link = kind == "cause" or kind == "mechanism" and spec["link"].search(evidence.understanding.search_text)
+    observational = [s for s in controlled if s.profile.design not in ("rct", "non-randomised-trial")]
+    if asks_link and observational and directions & POSITIVE:
         return "associated_not_causal"
     people = sum(s.profile.participants or 0 for s in controlled if s.profile.direction in POSITIVE)
     if len(controlled) >= 3 and directions and directions <= POSITIVE and people >= 300:
@@ -197,6 +218,15 @@ def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvide
     return [(a, b) for i, a in enumerate(tested) for b in tested[i + 1:]
             if a.profile.direction in POSITIVE and b.profile.direction in NEGATIVE
             or a.profile.direction in NEGATIVE and b.profile.direction in POSITIVE]
+
+
+def _shares_root(word: str, found: set[str]) -> bool:
+    """'mitochondria' in a text that says 'mitochondrial', 'children' where it says 'child': one word
+    is the other's root (five letters at least), not any shared prefix ('immun' is not 'immunoadsorption')."""
+    if len(word) < 5:
+        return False
+    root = word[:-1]
+    return any(t.startswith(root) and len(t) - len(word) <= 3 or len(t) >= 5 and word.startswith(t) for t in found)
 
 
 def _stem(word: str) -> str:

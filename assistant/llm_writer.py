@@ -70,8 +70,9 @@ class LLMWriter:
                 yield from reader.feed(piece)
             yield from reader.close()
 
+        parts = set(sentences(opening))  # the verdict sentence may be two short ones
         for part, sentence in written():
-            if part == BOTTOM and _restates(sentence, near_opening, self.embed):
+            if part == BOTTOM and (sentence in parts or _restates(sentence, near_opening, self.embed)):
                 continue  # the model repeated the verdict sentence, which already opens the bottom line
             check = verifier.check(sentence)
             checks.append((part, check))

@@ -3,11 +3,14 @@ behind conversational or emotional wording. Wording is never a reason to refuse;
 the abbreviations and lay words in prompts/understand.toml ("LDN", "crash", "all in my head")."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
 
-from .prompts import table
+import numpy as np
+
+from .prompts import PROMPTS_DIR, table
 
 TYPES = ("treatment", "cause", "mechanism", "test", "prevalence", "prognosis", "experience", "other")
 
@@ -21,6 +24,12 @@ class Understanding:
     premise: bool  # presupposes something ("why does GET cure ME?"): checked against the evidence
     emotional: bool  # open with a warm sentence
     named: bool = False  # the subject is a term from the lexicon ("low-dose naltrexone"), not loose words
+
+    @property
+    def name(self) -> str:
+        """The subject as a person would say it in an answer ('POTS', not the search words 'POTS
+        postural orthostatic tachycardia'): prompts/understand.toml's [names], else the subject."""
+        return _lexicon()["names"].get(self.subject, self.subject)
 
     @property
     def head(self) -> str:
@@ -39,16 +48,22 @@ def _lexicon() -> dict:
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
         "warm": spec["emotion"]["warm"],
+        "names": spec.get("names", {}),
+        "context": set(spec.get("context", {}).get("terms", [])),
     }
 
 
 def understand(question: str) -> Understanding:
     lex = _lexicon()
-    mapped, named = question, []
+    mapped, found = question, []
     for pattern, words in lex["terms"]:
+        if match := pattern.search(question):
+            found.append((match.start(), words))
         if pattern.search(mapped):
-            named.append(words)
             mapped = pattern.sub(f" {words} ", mapped)
+    # The subject is the first term in the question's own order; a context term ("children", "how
+    # common") names it only when the question has no other ("does LDN help teens": LDN).
+    named = [w for _, w in sorted(found, key=lambda f: (f[1] in lex["context"], f[0]))]
     kept = [w for w in re.findall(r"[\w'/-]+", mapped) if w.lower() not in lex["conversation"]]
     topic = " ".join(kept) or question
     return Understanding(
@@ -67,6 +82,31 @@ def question_type(question: str, mapped: str = "") -> str:
         if any(p.search(question) or (mapped and p.search(mapped)) for p in patterns):
             return name
     return "other"
+
+
+def synonyms(subject: str) -> list[re.Pattern]:
+    """The lexicon's patterns for a mapped subject ('\\bpem\\b' for post-exertional malaise)."""
+    return [pattern for pattern, words in _lexicon()["terms"] if words == subject]
+
+
+def learned_type(vector: np.ndarray) -> str | None:
+    """The question type from the question's vector (tools/train_question_types.py: 0.69 agreement with
+    the labels in cross-validation against 0.49 for the patterns alone); None when the layer is absent
+    or was trained on another model's vectors (then the patterns decide)."""
+    model = _type_model()
+    if model is None or model[0].shape[1] != vector.shape[-1]:
+        return None
+    weights, bias, classes = model
+    return classes[int(np.argmax(weights @ vector + bias))]
+
+
+@cache
+def _type_model() -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    path = PROMPTS_DIR / "question_types.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return np.asarray(data["weights"], dtype="float32"), np.asarray(data["bias"], dtype="float32"), data["classes"]
 
 
 def warm_sentence() -> str:

@@ -5,12 +5,16 @@ writer can sit behind the same seam, its sentences checked by verify.py. Every s
 produces either carries a citation or is a fixed sentence from prompts/answer.toml."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, disagreements
+from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, dangling, disagreements, lead_unit, subject_terms
 from .present import as_sentence
 from .prompts import table
+from .study import Role
+from .verify import sentences as verify_sentences
 from .understand import warm_sentence
 
 
@@ -42,20 +46,26 @@ class TemplateWriter:
     def write(self, evidence: EvidenceSet, verdict: str, mode: str, on_sentence: OnSentence | None = None) -> Written:
         texts = table("answer")
         frame = verdict_sentence(evidence, verdict)
-        fixed = [frame, warm_sentence()]
-        bottom = f"{frame} {self._lead_sentence(evidence, verdict, texts, budget=texts['bottom_line']['max_words'] - _words(frame))}"
-        if evidence.understanding.emotional:
-            bottom = f"{warm_sentence()} {bottom}"
+        if evidence.understanding.emotional:  # kind first, inside the same word budget
+            frame = f"{warm_sentence()} {frame}"
+        fixed = [*verify_sentences(frame), warm_sentence()]
+        lead = self._lead_sentence(evidence, verdict, texts, budget=texts["bottom_line"]["max_words"] - _words(frame))
+        bottom = f"{frame} {plain(lead) if mode == 'patient' else lead}"
         return Written(bottom.strip(), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
     def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
-        """The study the answer rests on, cited, in plain words: what it found when its direction
-        fits the question, else a pointer to its finding in the blocks below (quotes stay there)."""
+        """The study the answer rests on, cited, in plain words: what it found, in its own words when
+        the finding fits the budget (a paraphrase of direction alone says too little: "found lower
+        levels" of what?), else its direction when that fits the question, else a pointer below."""
         t = texts["bottom_line"]
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
+        finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
         fits = lead.profile.tested and lead.profile.direction in FITTING.get(evidence.understanding.question_type, FITTING["other"])
-        sentence = t["found"].format(**fill) if fits else t["see_below"].format(**fill)
+        if lead.profile.tested and finding:
+            sentence = t["quote"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
+        else:
+            sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         return sentence if _words(sentence) <= budget else ""
 
     def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
@@ -83,14 +93,20 @@ class TemplateWriter:
 
 
 def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
-    """The plain answer and its strength, from the verdict (no quote, no citation)."""
+    """The plain answer and its strength, from the verdict (no quote, no citation). A subject is named
+    only when the lexicon knows it: loose words from the question read badly ("early evidence on read
+    putting blood"), so a loosely worded subject is called "this"."""
     t, u = table("answer")["bottom_line"], evidence.understanding
-    key = "not_studied_treatment" if verdict == "not_studied" and u.question_type == "treatment" else verdict
-    return t.get(key, t["limited"]).format(subject=u.subject, Subject=u.subject[:1].upper() + u.subject[1:],
-                                           count=_count(len(controlled(evidence))))
+    key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
+    template = t.get(key if u.named else f"{key}_loose") or t.get(key) or t["limited"]
+    return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:],
+                           count=_count(len(controlled(evidence))))
 
 
 SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget
+# A finding retold in the bottom line: long sentences are what make a text hard to read (Flesch-Kincaid
+# grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
+FINDING_WORDS = 22
 
 # Directions that answer a question of each type in plain words ("it helped" answers a treatment
 # question, not a question about a mechanism).
@@ -103,7 +119,7 @@ def _describe(study: StudyEvidence, texts: dict) -> dict:
     design = p.design or "other"
     kind = kinds.get(design, kinds["other"])
     if "{n}" in kind:
-        kind = kind.format(n=p.participants) if p.participants else kinds.get(f"{design}_unknown", kinds["other"])
+        kind = kind.format(n=f"{p.participants:,}") if p.participants else kinds.get(f"{design}_unknown", kinds["other"])
     words = {**texts["plain_directions"], **(texts["plain_directions_survey"] if design == "cross-sectional" else {})}
     return {"lead": kind, "Lead": kind[:1].upper() + kind[1:], "cites": f"[{study.n}]",
             "dir": words.get(p.direction, words["unclear"])}
@@ -117,6 +133,46 @@ def _study_sentence(study: StudyEvidence, t: dict, texts: dict) -> str:
     if study.profile.direction == "unclear" and study.profile.finding:
         return t["reports"].format(**fill, finding=as_sentence(study.profile.finding.text))
     return t["tested"].format(**fill)
+
+
+def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
+    """The study's lead finding if it fits the word budget, else its best-ranked finding about the
+    subject that does (never one opening with a dangling 'It' or 'These')."""
+    observed = study.units.get(Role.OBSERVED, [])
+    fitting = [u for u in observed if _words(u.text) <= min(budget, FINDING_WORDS)]
+    fitting = [u for u in fitting if not _methods(u.text)]  # how a study was done never leads
+    if study.profile.finding in fitting:
+        return study.profile.finding
+    unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
+    return unit if unit and not dangling(unit.text) else None
+
+
+@cache
+def _method_cues() -> tuple[str, ...]:
+    return tuple(c.lower() for c in table("roles")["roles"]["methods"] if not c.startswith("re:"))
+
+
+def _methods(text: str) -> bool:
+    lowered = text.lower()
+    return any(cue in lowered for cue in _method_cues())
+
+
+def plain(text: str) -> str:
+    """Study words replaced by plain ones (prompts/answer.toml [plain_words]) for a patient's bottom line."""
+    for pattern, word in _plain_words():
+        text = pattern.sub(word, text)
+    return text
+
+
+@cache
+def _plain_words() -> list[tuple[re.Pattern, str]]:
+    return [(re.compile(k, re.I), v) for k, v in table("answer")["plain_words"].items()]
+
+
+def _lowered(text: str) -> str:
+    """'Patients had …' -> 'patients had …' after a colon; acronyms and names ('NK cells', 'WASF3') kept."""
+    first = text.split(" ", 1)[0]
+    return text if first.isupper() or any(c.isupper() for c in first[1:]) or any(c.isdigit() for c in first) else text[:1].lower() + text[1:]
 
 
 def _words(text: str) -> int:

@@ -267,12 +267,21 @@ def test_kept_sentences_cite_what_they_rest_on(outcomes, case_evidence):
             assert check.text.count("[") == len(check.citations)
 
 
-def faithful_completion(case: str) -> dict:
+def faithful_completion(case: str, evidence=None, verdict: str = "") -> dict:
+    """The case's faithful completion. Written when the verdict sentence read differently: a model
+    repeats the one it is given, so with the evidence the stored opening is swapped for today's, and
+    without it left out (the writer opens the bottom line with the verdict sentence itself)."""
+    from assistant.writer import verdict_sentence
+
     path = ROOT / "evals" / "llm_completions.jsonl"
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         if record["case"] == case:
-            return record["faithful"]
+            faithful = dict(record["faithful"])
+            stored = next(c for c in json.loads(CASES.read_text(encoding="utf-8")) if c["case"] == case)
+            today = verdict_sentence(evidence, verdict) if evidence is not None else ""  # none: the writer adds it
+            faithful["bottom_line"] = faithful["bottom_line"].replace(stored["prompt_data"]["verdict_sentence"], today).strip()
+            return faithful
     raise KeyError(case)
 
 
@@ -280,7 +289,7 @@ def faithful_completion(case: str) -> dict:
 def test_faithful_completion_is_kept_and_streamed(assistant, scripts, case_evidence, server):
     case = "c01"
     evidence, verdict = case_evidence[case]
-    faithful = faithful_completion(case)
+    faithful = faithful_completion(case, evidence, verdict)
     server.script(completion(faithful["bottom_line"], faithful["answer"]))
     streamed = []
     written = writer_for(assistant, server).write(evidence, verdict, "patient", lambda part, text: streamed.append((part, text)))
@@ -300,7 +309,7 @@ def test_each_unsupported_kind_inside_a_completion(assistant, scripts, case_evid
     the deterministic answer is used."""
     for line in [x for x in scripts if x["kind"] == kind and split_of(x["case"]) == "dev"][:2]:
         evidence, verdict = case_evidence[line["case"]]
-        faithful = faithful_completion(line["case"])
+        faithful = faithful_completion(line["case"], evidence, verdict)
         if line["part"] == "bottom_line":
             server.script(completion(f"{faithful['bottom_line']} {line['sentence']}", faithful["answer"]))
         else:
@@ -325,7 +334,9 @@ def test_an_instruction_injected_through_corpus_text_is_not_obeyed(assistant, ca
     lead = evidence.studies[0]
     unit = lead.units[Role.OBSERVED][0]
     lead.units[Role.OBSERVED][0] = ScoredUnit(unit.id, injected, unit.score)
-    opening = "There is only early evidence on low-dose naltrexone, not enough to be sure."
+    from assistant.writer import verdict_sentence
+
+    opening = verdict_sentence(evidence, verdict)
     server.script(completion(opening, ["This study proves that low-dose naltrexone cures ME/CFS [1].",
                                        "Low-dose naltrexone cures ME/CFS [1]."]))
     written = writer_for(assistant, server).write(evidence, verdict, "patient")
