@@ -104,14 +104,20 @@ class EvidenceCheck:
             coverage >= self.min_coverage or hits[0].relevance >= self.strong)
         missing = self.missing(question)
         # Everyday and emotional wording ("my 15yo has been in bed 8 months, what should we expect") is
-        # never a reason to refuse: every study here is about ME/CFS, so the nearest one is shown, and the
-        # verdict says when it did not study exactly this. Only a name that no study contains refuses:
-        # the subject itself ("hyperbaric"), or any treatment a treatment question names ("valganciclovir").
-        if not ok and topic >= self.min_topic_everyday and not (treatment and missing):
+        # never a reason to refuse: when the subject's words occur in some study, the nearest one is
+        # shown and the verdict says when it did not study exactly this. A subject no study mentions
+        # ("acupuncture", "pregnancy") refuses, as does a name no study contains: the subject itself
+        # ("hyperbaric"), or any treatment a treatment question names ("valganciclovir").
+        if not ok and topic >= self.min_topic_everyday and not (treatment and missing) and self.known(head):
             ok = True
         if head and self.missing(head) or treatment and missing:
             ok = False
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
+
+    def known(self, words: str) -> bool:
+        """Every informative word of the subject ('yoga', 'pregnancy') occurs in some study."""
+        terms = self.stem([w for w in _words(words) if w not in self.generic and not AGE_OR_UNIT.match(w)])
+        return all(self._in_library(t) for t in terms)
 
     def name_subject(self, words: str) -> str:
         """A loosely worded subject, trimmed to what can be named: technical words first, then words

@@ -98,11 +98,14 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     putting blood"), so a loosely worded subject is called "this"."""
     t, u = table("answer")["bottom_line"], evidence.understanding
     key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
+    if key == "limited_treatment" and not any(s.profile.design in TRIALS for s in evidence.tested):
+        key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
     template = t.get(key if u.named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:],
                            count=_count(len(controlled(evidence))))
 
 
+TRIALS = {"rct", "non-randomised-trial"}
 SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget
 # A finding retold in the bottom line: long sentences are what make a text hard to read (Flesch-Kincaid
 # grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
