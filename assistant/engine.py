@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import learned_type, understand
+from .understand import learned_type, question_type, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -139,8 +139,7 @@ class Assistant:
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
-        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.head,
-                                             understood.question_type == "treatment")
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.subject, _treatment(question, understood))
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):
@@ -156,7 +155,11 @@ class Assistant:
         """A kind, specific refusal: what the library lacks; when filters removed the evidence, say so."""
         texts = table("answer")["bottom_line"]
         answer = self._fixed(question, NO_EVIDENCE)
-        answer.bottom_line = texts["no_evidence" if understood.named else "no_evidence_loose"].format(subject=understood.name)
+        # Say what is missing: the subject when the lexicon names it, or the word no study mentions
+        # ("acupuncture"); loose question words are not named.
+        missing = understood.name if understood.named else " ".join(
+            w for w in understood.subject.split() if not self.evidence.known(w))
+        answer.bottom_line = texts["no_evidence" if missing else "no_evidence_loose"].format(subject=missing)
         if filters.active and not filters.study_ids:
             count = self._studies_without_filters(understood, search_vector, topic_vector)
             answer.bottom_line = texts["no_evidence_filtered" if count else "no_evidence_filtered_none"].format(
@@ -171,9 +174,9 @@ class Assistant:
         they pass it)."""
         hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
                                      top_k=max(self.settings.top_k, self.settings.candidates))
-        treatment = understood.question_type == "treatment"
-        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.head, treatment)[0] for hit in hits)
-        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.head, treatment)[0]
+        treatment = _treatment(understood.search_text, understood)
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.subject, treatment)[0] for hit in hits)
+        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.subject, treatment)[0]
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod
@@ -197,3 +200,9 @@ class Assistant:
     def _advice_notes(safety: SafetyCall) -> list[str]:
         notes = table("answer")["notes"]
         return ([notes["dose"]] if safety.dose else []) + ([notes["diagnosis"]] if safety.diagnosis else [])
+
+
+def _treatment(question: str, understood) -> bool:
+    """A treatment question by the learned type or by the patterns: a drug name that no study contains
+    refuses either way ("what were the results of the rituximab trial?")."""
+    return understood.question_type == "treatment" or question_type(question) == "treatment"

@@ -92,7 +92,7 @@ class EvidenceCheck:
         found = set().union(*(self.terms[h.study.id] for h in hits)) if hits else set()
         return sum(idf[t] for t in terms if t in found) / total
 
-    def relevant(self, question: str, topic_vector: np.ndarray, hits, head: str = "",
+    def relevant(self, question: str, topic_vector: np.ndarray, hits, subject: str = "",
                  treatment: bool = False) -> tuple[bool, str]:
         if not hits:
             return False, "nothing retrieved"
@@ -108,9 +108,9 @@ class EvidenceCheck:
         # shown and the verdict says when it did not study exactly this. A subject no study mentions
         # ("acupuncture", "pregnancy") refuses, as does a name no study contains: the subject itself
         # ("hyperbaric"), or any treatment a treatment question names ("valganciclovir").
-        if not ok and topic >= self.min_topic_everyday and not (treatment and missing) and self.known(head):
+        if not ok and topic >= self.min_topic_everyday and not (treatment and missing) and self.known(subject):
             ok = True
-        if head and self.missing(head) or treatment and missing:
+        if subject and self.missing(subject) or treatment and missing:
             ok = False
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
 

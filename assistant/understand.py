@@ -31,11 +31,6 @@ class Understanding:
         postural orthostatic tachycardia'): prompts/understand.toml's [names], else the subject."""
         return _lexicon()["names"].get(self.subject, self.subject)
 
-    @property
-    def head(self) -> str:
-        """The words the subject stands or falls with: all of a named term, else its first word."""
-        return self.subject if self.named else self.subject.split(" ")[0]
-
 
 @cache
 def _lexicon() -> dict:

@@ -45,13 +45,19 @@ class TemplateWriter:
 
     def write(self, evidence: EvidenceSet, verdict: str, mode: str, on_sentence: OnSentence | None = None) -> Written:
         texts = table("answer")
+        t, u = texts["bottom_line"], evidence.understanding
+        warm = [warm_sentence()] if u.emotional else []  # kind first, inside the same word budget
         frame = verdict_sentence(evidence, verdict)
-        if evidence.understanding.emotional:  # kind first, inside the same word budget
-            frame = f"{warm_sentence()} {frame}"
-        fixed = [*verify_sentences(frame), warm_sentence()]
-        lead = self._lead_sentence(evidence, verdict, texts, budget=texts["bottom_line"]["max_words"] - _words(frame))
-        bottom = f"{frame} {plain(lead) if mode == 'patient' else lead}"
-        return Written(bottom.strip(), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
+        # What was found answers "what happens / is there / how common" best, so it comes first and
+        # the evidence's strength follows; a treatment question is answered by the verdict itself.
+        after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
+        strength = after or frame
+        budget = t["max_words"] - _words(" ".join([*warm, strength]))
+        lead = self._lead_sentence(evidence, verdict, texts, budget)
+        lead = plain(lead) if mode == "patient" else lead
+        fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
+        parts = [*warm, lead, strength] if after and "[" in lead and " found" in lead else [*warm, frame, lead]
+        return Written(" ".join(p for p in parts if p), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
     def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
@@ -62,11 +68,12 @@ class TemplateWriter:
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
         fits = lead.profile.tested and lead.profile.direction in FITTING.get(evidence.understanding.question_type, FITTING["other"])
+        plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         if lead.profile.tested and finding:
             sentence = t["quote"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
-        else:
-            sentence = (t["found"] if fits else t["see_below"]).format(**fill)
-        return sentence if _words(sentence) <= budget else ""
+            if _words(sentence) <= budget:
+                return sentence
+        return plain_sentence if _words(plain_sentence) <= budget else ""
 
     def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
         """One plain sentence per cited study (what it found, or that it did not test the subject),
@@ -110,6 +117,7 @@ SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budg
 # A finding retold in the bottom line: long sentences are what make a text hard to read (Flesch-Kincaid
 # grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
 FINDING_WORDS = 22
+MIN_FINDING_SCORE = 0.35  # cosine of question and finding; on dev, off-topic retold findings scored 0.25-0.27
 
 # Directions that answer a question of each type in plain words ("it helped" answers a treatment
 # question, not a question about a mechanism).
@@ -143,7 +151,9 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     subject that does (never one opening with a dangling 'It' or 'These')."""
     observed = study.units.get(Role.OBSERVED, [])
     fitting = [u for u in observed if _words(u.text) <= min(budget, FINDING_WORDS)]
-    fitting = [u for u in fitting if not _methods(u.text)]  # how a study was done never leads
+    # How a study was done never leads, nor a finding far from the question (retold, it would answer
+    # something else: "urinary mannitol" for "why do my legs feel like lead").
+    fitting = [u for u in fitting if not _methods(u.text) and u.score >= MIN_FINDING_SCORE]
     if study.profile.finding in fitting:
         return study.profile.finding
     unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
