@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import learned_type, question_type, understand
+from .understand import context_terms, learned_type, question_type, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -104,7 +104,9 @@ class Assistant:
         understood = replace(understood, question_type=learned_type(search_vector) or understood.question_type)
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
-        in_scope = safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)
+        # The question with lay words mapped ("crash" -> post-exertional malaise) counts too.
+        in_scope = (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)
+                    or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
@@ -139,7 +141,7 @@ class Assistant:
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
-        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, understood.subject, _treatment(question, understood))
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, _subject(understood), _treatment(question, understood))
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):
@@ -157,7 +159,8 @@ class Assistant:
         answer = self._fixed(question, NO_EVIDENCE)
         # Say what is missing: the subject when the lexicon names it, or the word no study mentions
         # ("acupuncture"); loose question words are not named.
-        missing = understood.name if understood.named else " ".join(
+        names = self.evidence.missing(understood.topic)  # a name no study contains ("valganciclovir")
+        missing = " and ".join(names[:2]) if names else understood.name if understood.named else " ".join(
             w for w in understood.subject.split() if not self.evidence.known(w))
         answer.bottom_line = texts["no_evidence" if missing else "no_evidence_loose"].format(subject=missing)
         if filters.active and not filters.study_ids:
@@ -175,8 +178,8 @@ class Assistant:
         hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
                                      top_k=max(self.settings.top_k, self.settings.candidates))
         treatment = _treatment(understood.search_text, understood)
-        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], understood.subject, treatment)[0] for hit in hits)
-        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], understood.subject, treatment)[0]
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], _subject(understood), treatment)[0] for hit in hits)
+        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], _subject(understood), treatment)[0]
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod
@@ -206,3 +209,8 @@ def _treatment(question: str, understood) -> bool:
     """A treatment question by the learned type or by the patterns: a drug name that no study contains
     refuses either way ("what were the results of the rituximab trial?")."""
     return understood.question_type == "treatment" or question_type(question) == "treatment"
+
+
+def _subject(understood) -> str:
+    """The subject the evidence check weighs; a context term ("how common", "children") is not one."""
+    return "" if understood.subject in context_terms() else understood.subject

@@ -67,6 +67,7 @@ class EvidenceCheck:
         self.model = model
         self.stem = Stemmer.Stemmer("english").stemWords
         self.generic = set(table("gate")["evidence"]["generic_words"]) | set(STOPWORDS_EN) | STOP_EXTRA
+        self.drug_name = re.compile(table("gate")["evidence"]["drug_name"], re.I)
         self.terms = {sid: set(self.stem(_words(" ".join(
             [s.title, *(i for sec in s.sections if not sec.generated for i in sec.items)]))))
             for sid, s in library.studies.items()}
@@ -103,20 +104,21 @@ class EvidenceCheck:
         ok = topic >= self.min_topic and coverage > 0 and (
             coverage >= self.min_coverage or hits[0].relevance >= self.strong)
         missing = self.missing(question)
+        drugs = [w for w in missing if self.drug_name.search(w)]
         # Everyday and emotional wording ("my 15yo has been in bed 8 months, what should we expect") is
         # never a reason to refuse: when the subject's words occur in some study, the nearest one is
         # shown and the verdict says when it did not study exactly this. A subject no study mentions
         # ("acupuncture", "pregnancy") refuses, as does a name no study contains: the subject itself
         # ("hyperbaric"), or any treatment a treatment question names ("valganciclovir").
-        if not ok and topic >= self.min_topic_everyday and not (treatment and missing) and self.known(subject):
+        if not ok and topic >= self.min_topic_everyday and not (treatment and drugs) and self.known(subject):
             ok = True
-        if subject and self.missing(subject) or treatment and missing:
+        if subject and self.missing(subject) or treatment and drugs:
             ok = False
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
 
     def known(self, words: str) -> bool:
         """Every informative word of the subject ('yoga', 'pregnancy') occurs in some study."""
-        terms = self.stem([w for w in _words(words) if w not in self.generic and not AGE_OR_UNIT.match(w)])
+        terms = self.stem([w for w in _words(words) if w not in self.generic and len(w) > 2 and not AGE_OR_UNIT.match(w)])
         return all(self._in_library(t) for t in terms)
 
     def name_subject(self, words: str) -> str:

@@ -104,6 +104,11 @@ def _type_model() -> tuple[np.ndarray, np.ndarray, list[str]] | None:
     return np.asarray(data["weights"], dtype="float32"), np.asarray(data["bias"], dtype="float32"), data["classes"]
 
 
+def context_terms() -> set[str]:
+    """Lexicon terms that set a question's context rather than its subject ("children", "how common")."""
+    return _lexicon()["context"]
+
+
 def warm_sentence() -> str:
     return _lexicon()["warm"]
 
