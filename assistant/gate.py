@@ -3,6 +3,7 @@ safety.py)? After retrieval, does any retrieved study really speak to it (Eviden
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import cached_property
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class EvidenceCheck:
         for terms in self.terms.values():
             for term in terms:
                 self.df[term] = self.df.get(term, 0) + 1
+        self.sorted_terms = sorted(self.df)
 
     def topic(self, question: str) -> str:
         """The question without the words every study shares ('Does acupuncture help ME/CFS?' -> 'acupuncture')."""
@@ -149,7 +151,11 @@ class EvidenceCheck:
 
     def _in_library(self, term: str) -> bool:
         """Some study has the word, or a longer form of it ('wasf' for WASF3, 'pyridostig…')."""
-        return bool(self.df.get(term)) or len(term) >= 4 and any(k.startswith(term) for k in self.df)
+        if self.df.get(term):
+            return True
+        # One binary search in the sorted terms, not a scan of the vocabulary (it runs per question).
+        i = bisect_left(self.sorted_terms, term)
+        return len(term) >= 4 and i < len(self.sorted_terms) and self.sorted_terms[i].startswith(term)
 
     @cached_property
     def vocabulary(self) -> set[str]:

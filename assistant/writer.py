@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, controlled, dangling, disagreements, lead_unit, subject_terms
+from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, subject_terms
+from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
 from .study import Role
@@ -53,13 +54,13 @@ class TemplateWriter:
         after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
         strength = after or frame
         budget = t["max_words"] - _words(" ".join([*warm, strength]))
-        lead = self._lead_sentence(evidence, verdict, texts, budget)
+        lead = self._lead_sentence(evidence, texts, budget)
         lead = plain(lead) if mode == "patient" else lead
         fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
-        parts = [*warm, lead, strength] if after and "[" in lead and " found" in lead else [*warm, frame, lead]
+        parts = [*warm, lead, strength] if after and lead else [*warm, frame, lead]
         return Written(" ".join(p for p in parts if p), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
-    def _lead_sentence(self, evidence: EvidenceSet, verdict: str, texts: dict, budget: int) -> str:
+    def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
         the finding fits the budget (a paraphrase of direction alone says too little: "found lower
         levels" of what?), else its direction when that fits the question, else a pointer below."""
@@ -108,8 +109,7 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     if key == "limited_treatment" and not any(s.profile.design in TRIALS for s in evidence.tested):
         key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
     template = t.get(key if u.named else f"{key}_loose") or t.get(key) or t["limited"]
-    return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:],
-                           count=_count(len(controlled(evidence))))
+    return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
 
 
 TRIALS = {"rct", "non-randomised-trial"}
@@ -153,21 +153,11 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     fitting = [u for u in observed if _words(u.text) <= min(budget, FINDING_WORDS)]
     # How a study was done never leads, nor a finding far from the question (retold, it would answer
     # something else: "urinary mannitol" for "why do my legs feel like lead").
-    fitting = [u for u in fitting if not _methods(u.text) and u.score >= MIN_FINDING_SCORE]
+    fitting = [u for u in fitting if not cues("roles", "methods").find(u.text) and u.score >= MIN_FINDING_SCORE]
     if study.profile.finding in fitting:
         return study.profile.finding
     unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
     return unit if unit and not dangling(unit.text) else None
-
-
-@cache
-def _method_cues() -> tuple[str, ...]:
-    return tuple(c.lower() for c in table("roles")["roles"]["methods"] if not c.startswith("re:"))
-
-
-def _methods(text: str) -> bool:
-    lowered = text.lower()
-    return any(cue in lowered for cue in _method_cues())
 
 
 def plain(text: str) -> str:
@@ -194,10 +184,6 @@ def _words(text: str) -> int:
 
 def _cites(studies: list[StudyEvidence]) -> str:
     return "".join(f"[{s.n}]" for s in studies)
-
-
-def _count(n: int) -> str:
-    return ["no", "one", "two", "three", "four", "five"][n] if n < 6 else str(n)
 
 
 def cited(text: str, n: int) -> str:
