@@ -103,18 +103,23 @@ class LLMWriter:
         limits = spec["limits"][mode]
         system = spec["prompt"]["system"].format(**limits) + "\n" + (
             spec["prompt"]["text_instruction"] if self.settings.llm_format == "text" else spec["prompt"]["json_instruction"])
-        texts = table("answer")
-        sources = []
-        for study in evidence.studies:
-            fill = _describe(study, texts)
-            sources.append({"source": study.n, "kind": fill["lead"], "title": study.study.title,
-                            "tested_the_subject": study.profile.tested, "finding_direction": fill["dir"],
-                            "units": [{"role": s.role.value, "text": s.unit.text} for s in supplied if s.n == study.n]})
-        data = {"question_type": evidence.understanding.question_type, "subject": evidence.understanding.subject,
-                "verdict": verdict, "verdict_sentence": opening, "sources": sources}
+        data = prompt_data(evidence, verdict, opening, supplied)
         user = spec["prompt"]["user"].format(question=json.dumps(evidence.question, ensure_ascii=False),
                                              data=json.dumps(data, ensure_ascii=False))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def prompt_data(evidence: EvidenceSet, verdict: str, opening: str, supplied: list[Supply]) -> dict:
+    """What the model is given as data: the verdict, its sentence, and per source its kind and units."""
+    texts = table("answer")
+    sources = []
+    for study in evidence.studies:
+        fill = _describe(study, texts)
+        sources.append({"source": study.n, "kind": fill["lead"], "title": study.study.title,
+                        "tested_the_subject": study.profile.tested, "finding_direction": fill["dir"],
+                        "units": [{"role": s.role.value, "text": s.unit.text} for s in supplied if s.n == study.n]})
+    return {"question_type": evidence.understanding.question_type, "subject": evidence.understanding.subject,
+            "verdict": verdict, "verdict_sentence": opening, "sources": sources}
 
 
 def supply(evidence: EvidenceSet) -> list[Supply]:
