@@ -91,7 +91,7 @@ class Supply:
 def _lexicon() -> dict:
     spec = table("llm")["verify"]
     rx = {k: re.compile(spec[k], re.I) for k in ("negation", "keeps_negation", "hedge", "limit", "never", "causal",
-                                                  "forbidden", "benefit", "harm")}
+                                                  "forbidden", "benefit", "harm", "established")}
     rx |= {k: re.compile(spec["opposites"][k], re.I) for k in ("comparatives", "sameness", "up", "down")}
     opposites: dict[str, set[str]] = {}
     for a, b in spec["opposites"]["pairs"]:
@@ -183,7 +183,11 @@ class SentenceVerifier:
         support = [self.supplied[i] for i in near]
         rests = self._rests_on(body, support, similarity[near])
         close = [s for s, score in zip(support, similarity[near]) if score >= similarity[near][0] - 0.08]
-        reasons = self._support(body, support) + self._stance(body, rests, close, support) + self._wording(body, support)
+        # Directions are compared within the sources the sentence names, when it names supplied ones.
+        named = [s for s in support if s.n in given] or support
+        agreeing = [s for s in self.supplied if s.n in given] or support
+        reasons = (self._support(body, support) + self._stance(body, rests, close, support, named, agreeing)
+                   + self._wording(body, support))
         if reasons:
             return Check(sentence, False, reasons)
         cites = sorted({s.n for s in support[:3]})
@@ -254,15 +258,21 @@ class SentenceVerifier:
         stems = set(_stems(f"{name} {expansions}"))
         return any(s in self.asked or (self._covered(s, unit_stems) and s not in self.free) for s in stems)
 
-    def _stance(self, body: str, unit: Supply, close: list[Supply], support: list[Supply]) -> list[str]:
+    def _stance(self, body: str, unit: Supply, close: list[Supply], support: list[Supply], named: list[Supply],
+                agreeing: list[Supply]) -> list[str]:
         """Negation, direction and role of the sentence against the unit it rests on (and, for
-        direction and benefit, the units nearly as close)."""
+        direction and benefit, the units nearly as close; for what a named thing did, the near units of
+        the sources the sentence cites)."""
         lex, text = _lexicon(), unit.unit.text
         reasons = []
         if lex["negation"].search(text) and not (lex["negation"].search(body) or lex["keeps_negation"].search(body)):
             reasons.append("drops the negation of the unit it rests on")
-        if flipped := next((f for f in (_opposed(body, c.unit.text) for c in close) if f), ""):
+        close = [c for c in close if c in named] or close
+        if flipped := next((f for f in (_opposed(body, c.unit.text) or _swapped(body, c.unit.text) for c in close) if f), "") \
+                or _misbound(body, named, agreeing):
             reasons.append(f"turns the finding around ({flipped})")
+        if denied := _denies(body, unit):
+            reasons.append(f"denies what the unit it rests on reports ({denied})")
         # A claim of benefit or harm rests on an observed finding that reports one (or, hedged, on the
         # authors' view).
         grounds = support if lex["hedge"].search(body) else [c for c in support if c.role == Role.OBSERVED]
@@ -282,6 +292,8 @@ class SentenceVerifier:
         every = " ".join(s.unit.text for s in support)
         hedged = bool(lex["hedge"].search(body))
         reasons = [f"certainty word: {w}" for w in _unnegated(lex["never"], body)]
+        reasons += [f"presents as established what the findings do not: {w}" for w in _unnegated(lex["established"], body)
+                    if not _uses(observed, w.split()[0])]
         # A hedged sentence ("the authors think it may add to…") may word a causal idea its units hold.
         hedged_cause = hedged and bool(lex["causal"].search(every) or re.search(r"\b(contribut|driv|caus|link|explain|attribut|reflect|role|sign of|interpret)", every, re.I))
         reasons += [f"causal word the cited findings do not use: {w}" for w in _unnegated(lex["causal"], body)
@@ -297,7 +309,16 @@ def _opposed(body: str, text: str) -> str:
     """'higher / lower' when the sentence says a word its unit lacks and the unit says its opposite,
     or the unit finds no difference and the sentence states one."""
     lex = _lexicon()
+    for manner in INTENSIFIED.finditer(body):  # "more efficiently" for "less efficiently"
+        word = body[manner.end():].split()[0].lower()
+        other = {"more": "less", "less": "more", "most": "least", "least": "most"}[manner.group(1).lower()]
+        if re.search(rf"\b{other}\s+{re.escape(word)}", text, re.I) and not re.search(rf"\b{manner.group(1)}\s+{re.escape(word)}", text, re.I):
+            return f"{manner.group(1).lower()} {word} / {other} {word}"
     body = INTENSIFIED.sub(" ", body)  # "more slowly", "less well": manner, not amount
+    ups, downs = (len(lex[side].findall(body)) for side in ("up", "down"))
+    if (ups >= 2 and not downs or downs >= 2 and not ups) and lex["up"].search(text) and lex["down"].search(text) \
+            and not lex["sameness"].search(text):
+        return "one direction of two dropped"
     if lex["sameness"].search(text) and not (lex["sameness"].search(body) or lex["negation"].search(body)) \
             and (comparative := lex["comparatives"].search(body)):
         return f"{comparative.group(0)} / {lex['sameness'].search(text).group(0)}"
@@ -306,15 +327,42 @@ def _opposed(body: str, text: str) -> str:
     for word in sorted(said - unit):
         for opposite in sorted(_lexicon()["opposites"].get(word, set()) & (unit - said)):
             return f"{word} / {opposite}"
-    return _rebound(body, text)
+    return ""
 
 
-def _rebound(body: str, text: str, window: int = 4) -> str:
+def _denies(body: str, unit: Supply) -> str:
+    """'reported no effect' where the observed unit reports 'significant effects': a negation right
+    before a word that the unit, which negates nothing, states."""
+    lex, text = _lexicon(), unit.unit.text
+    if unit.role != Role.OBSERVED or lex["negation"].search(text) or lex["sameness"].search(text):
+        return ""
+    stems = _stems(text)
+    for match in re.finditer(r"(\w+)\s+(?:no|not|never)\s+((?:\w+\s+){0,1}\w+)", body, re.I):
+        words = [w for w in _stems(match.group(2)) if len(w) > 3 and w not in lex["function"]]
+        verb = _stems(match.group(1))
+        if words and verb and any(stems[i:i + 4].count(words[-1]) for i, s in enumerate(stems) if s == verb[0]):
+            return match.group(0)
+    return ""
+
+
+def _misbound(body: str, near: list[Supply], others: list[Supply]) -> str:
+    """A thing bound to the opposite direction in a near unit and to the same direction in no unit
+    near or of a cited source ('NK cells were higher' where the units say they were lower)."""
+    against = [f for f in (_rebound(body, s.unit.text) for s in near) if f]
+    return against[0] if against and not any(_rebound(body, s.unit.text, agree=True) for s in near + others) else ""
+
+
+def _rebound(body: str, text: str, window: int = 4, agree: bool = False) -> str:
     """Directions bound to the wrong thing: 'higher stroke volume' for 'lower stroke volume' when the
-    unit also has a 'higher' elsewhere; or a pair of opposites in swapped order ('men more than
-    women' for 'women more than men')."""
+    unit also has a 'higher' elsewhere (with `agree`, the same direction bound to the same thing)."""
     lex = _lexicon()
-    a, b = re.findall(r"[a-z0-9+-]+", body.lower()), re.findall(r"[a-z0-9+-]+", text.lower())
+
+    def tokens(t: str) -> list[str]:  # "NK-cell" and "NK cells" name one thing
+        words = re.findall(r"[a-z0-9+]+", t.lower())
+        return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and w not in lex["function"]
+                and not (lex["up"].fullmatch(w) or lex["down"].fullmatch(w)) else w for w in words]
+
+    a, b = tokens(body), tokens(text)
 
     def side(tokens: list[str], i: int) -> str:
         near = sorted((abs(j - i), j) for j in range(max(0, i - window), min(len(tokens), i + window + 1)) if j != i)
@@ -334,9 +382,15 @@ def _rebound(body: str, text: str, window: int = 4) -> str:
     for i in range(len(a) - 1):
         if (a[i], a[i + 1]) in pairs_b:
             mine, theirs = side(a, i), side(b, pairs_b[(a[i], a[i + 1])])
-            if mine and theirs and mine != theirs:
+            if mine and theirs and (mine == theirs) == agree:
                 return f"{a[i]} {a[i + 1]}: {mine} / {theirs}"
-    for x, y in ((x, y) for x, ys in lex["opposites"].items() for y in ys if x < y):
+    return ""
+
+
+def _swapped(body: str, text: str) -> str:
+    """A pair of opposites in swapped order ('men more than women' for 'women more than men')."""
+    a, b = re.findall(r"[a-z0-9+-]+", body.lower()), re.findall(r"[a-z0-9+-]+", text.lower())
+    for x, y in ((x, y) for x, ys in _lexicon()["opposites"].items() for y in ys if x < y):
         once = all(t.count(w) == 1 for t in (a, b) for w in (x, y))
         if once and (a.index(x) < a.index(y)) != (b.index(x) < b.index(y)):
             return f"{x} and {y} swapped"
