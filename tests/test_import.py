@@ -10,6 +10,7 @@ import pytest
 from assistant.parse.split import split_sentences as sentences
 from assistant.cli import main
 from assistant.parse import load_corpus, read_file
+from assistant.parse.roles import reading_of
 from assistant.study import Pem, Role
 from conftest import CORPUS, SHARED, SUMMARIES, need
 
@@ -71,10 +72,14 @@ def test_summary_fields_and_roles():
     observed = study.section(Role.OBSERVED)
     assert observed.heading == "What has been found?"
     assert text.splitlines()[observed.line - 1] == "## What has been found?"
-    assert [s.heading for s in study.sections if s.role == Role.CONTEXT] == ["What was researched?",
-                                                                            "Why was it researched?"]
+    # 'What was researched?' says what this study did: the learned layer reads such lines as its summary
+    # (as the blind labeller did), so only 'Why was it researched?' stays background.
+    assert [s.heading for s in study.sections if s.role == Role.CONTEXT] == ["Why was it researched?"]
+    assert all(s.role == Role.SUMMARY and s.why.startswith("learned from labelled") for s in reading_of(study).sentences
+               if s.cue_role == Role.CONTEXT and s.role != Role.CONTEXT)
     assert study.section(Role.METHODS).items[0].startswith("This was an observational study")
-    assert study.section(Role.SUMMARY).items[0].startswith("This research provides a potential")
+    assert any(i.startswith("This study investigated") for i in study.items(Role.SUMMARY))
+    assert any("This research provides a potential" in i for i in study.items(Role.SUMMARY) + study.items(Role.INFERRED))
     # Discussion: the stated limits are the source's own not-proven words, not generated caveats
     not_proven = study.section(Role.NOT_PROVEN)
     assert not_proven.heading == "Discussion" and not not_proven.generated

@@ -1,8 +1,10 @@
-"""Import fidelity on sentences and studies labelled by a reader who never saw the parsers
-(evals/roles.jsonl, evals/study_labels.jsonl). Measured 2026-11-26 before any tuning on them: role
-accuracy 0.68 / 0.67 (dev / frozen), observed precision 0.94 / 0.94, study type 0.58 / 0.57, PEM
-0.98 / 0.96 (docs/ANSWERS.md). The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these
-tests guard against going backwards."""
+"""Import fidelity on sentences and studies labelled by readers who never saw the parsers
+(evals/roles.jsonl, evals/study_labels.jsonl). Before any tuning (2026-11-26): role accuracy 0.68 / 0.67
+(dev / frozen), observed precision 0.94 / 0.94, study type 0.58 / 0.57. After the learned role layer
+(trained on dev) and new study-type rules, first runs: the first frozen split 0.849 / 0.939 / type 0.714;
+a second blind set (R2: 526 sentences, 60 studies) 0.742 / 0.869 / type 0.750 / PEM 0.967
+(evals/reports/2026-11-26-import-fidelity-runs.md). The issue's targets (0.90, 0.95, 0.90, 0.90) are
+not met; these tests guard against going backwards."""
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,26 @@ def shared():
     return SHARED
 
 
-def test_roles_and_observed_precision_do_not_regress(shared):
-    s = score_roles(read(EVALS / "roles.jsonl"), shared)["summary"]
-    assert s["matched"] >= 900 and s["role_accuracy"] >= 0.65 and s["observed_precision"] >= 0.93
+def labels(name: str, which: str) -> list[dict]:
+    items = read(EVALS / name)
+    if which == "R2":
+        return [i for i in items if i.get("set") == "R2"]
+    return [i for i in items if i["split"] == which and i.get("set") != "R2"]
 
 
-def test_study_type_and_pem_do_not_regress(shared):
-    s = score_studies(read(EVALS / "study_labels.jsonl"), shared)["summary"]
-    assert s["matched"] == s["labelled"] and s["study_type_accuracy"] >= 0.55 and s["pem_accuracy"] >= 0.95
+# split: (role accuracy, observed precision, study type, PEM) reached, a little below
+FLOORS = {"dev": (0.95, 0.98, 0.75, 0.95), "frozen": (0.83, 0.93, 0.70, 0.95), "R2": (0.72, 0.85, 0.73, 0.95)}
+
+
+@pytest.mark.parametrize("which", list(FLOORS))
+def test_roles_and_observed_precision_do_not_regress(shared, which):
+    s = score_roles(labels("roles.jsonl", which), shared)["summary"]
+    assert s["matched"] >= 0.95 * s["labelled"]
+    assert s["role_accuracy"] >= FLOORS[which][0] and s["observed_precision"] >= FLOORS[which][1], s
+
+
+@pytest.mark.parametrize("which", list(FLOORS))
+def test_study_type_and_pem_do_not_regress(shared, which):
+    s = score_studies(labels("study_labels.jsonl", which), shared)["summary"]
+    assert s["matched"] == s["labelled"]
+    assert s["study_type_accuracy"] >= FLOORS[which][2] and s["pem_accuracy"] >= FLOORS[which][3], s

@@ -56,8 +56,11 @@ def test_inspect_json_one_object_per_study_in_reading_order(summary_file, capsys
     assert (record["study_id"], record["doi"], record["year"], record["source_format"]) == (
         "doi:10.9999/md.2", "10.9999/md.2", 2021, "markdown")
     roles = [(s["role"], s["text"][:22]) for s in record["sentences"]]
-    assert roles == [
-        ("summary", "A short overview of VO"),
+    # The learned layer may move the one-line overview (it reads most short summary lines of the
+    # labelled set as the authors' view); never into `observed`, and the reason then says so.
+    overview = record["sentences"][0]
+    assert overview["role"] == "summary" or overview["role"] == "inferred" and overview["why"].startswith("learned from labelled")
+    assert roles[1:] == [
         ("observed", "Peak VO2 was 12% lower"),
         ("inferred", "These findings suggest"),
         ("inferred", "Patients should pace t"),

@@ -9,17 +9,19 @@ from ..study import Pem, Role, Section, Study
 
 # Ordered: the first rule whose pattern matches the study's text decides its type.
 TYPE_RULES = [
-    ("systematic-review", r"systematic (literature )?review|meta-analys[ie]s"),
-    ("protocol", r"study protocol|\bprotocol for\b|trial protocol"),
-    ("guideline", r"\bguideline|consensus recommendations"),
-    ("rct", r"randomi[sz]ed[^.]{0,60}(placebo|controlled|trial)|placebo-controlled"),
-    ("case-report", r"case report|a single patient"),
+    ("systematic-review", r"systematic (literature )?review|meta-analys[ie]s|scoping review"),
+    ("protocol", r"study protocol|\bprotocol for\b|trial protocol|\bwill (be )?(recruit|randomi[sz]e|enrol|assess|measure)"),
+    ("guideline", r"\bguideline|consensus recommendations|practice guide|leitfaden"),
+    ("case-report", r"case report|case series|case-series|a single patient|\ba case of\b|\bone patient\b|\b(an?|one) (extremely |very )?severe \S+ patient\b|\b\d+-year-old (man|woman|male|female|patient)"),
+    ("non-randomised-trial", r"open-label|single-arm|uncontrolled|non-randomi[sz]ed|proof[- ]of[- ]concept|observational study of .{0,40}(treatment|therapy|immunoadsorption)"),
+    ("rct", r"randomi[sz]ed[^.]{0,60}(placebo|controlled|trial)|placebo-controlled|\brandomly (assigned|allocated)"),
     ("animal", r"(?-i:\b([Mm]ice|[Mm]ouse|[Mm]urine|[Rr]ats?)\b)|animal model"),
     ("in-vitro", r"\bin vitro\b|cell lines?\b|cultured cells|myoblasts"),
     ("review", r"\breview\b|perspective|hypothesis paper"),
-    ("non-randomised-trial", r"open-label|single-arm|pilot trial|\btreated with\b"),
-    ("cohort", r"\bcohort\b|longitudinal|follow-up|prospective"),
-    ("case-control", r"case-control|healthy controls?|matched controls?"),
+    ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b"),
+    ("case-control", r"case-control|(compared (with|to)|versus|vs\.?) (\d+ )?(age- and sex-matched |matched )?healthy|matched controls?"),
+    ("cohort", r"\bcohort\b|longitudinal|follow-up|prospective|retrospective|registry|health records"),
+    ("case-control", r"healthy controls?"),
     ("cross-sectional", r"cross-sectional|survey|questionnaire"),
 ]
 
@@ -33,9 +35,11 @@ def infer_study_type(study: Study) -> str:
     return infer_study_type_with_reason(study)[0]
 
 
-def infer_study_type_with_reason(study: Study, own_sentences: list[str] | None = None) -> tuple[str, str]:
-    """The study type from the title first, then the study's own sentences (not those about other or
-    future studies), and the words that decided it."""
+def infer_study_type_with_reason(study: Study, own_sentences: list[str] | None = None,
+                                 leading: list[str] | None = None) -> tuple[str, str]:
+    """The study type from the title first, then what the study says of itself (`leading`: its
+    summary and methods), then its other sentences (not those about other or future studies), and the
+    words that decided it."""
     from .split import split_sentences as sentences
 
     for rule_kind, pattern in TYPE_RULES:
@@ -45,12 +49,14 @@ def infer_study_type_with_reason(study: Study, own_sentences: list[str] | None =
     if own_sentences is None:
         own_sentences = [s for sec in study.sections if not sec.generated for item in sec.items
                          for s in sentences(item)]
-    own = [s for s in own_sentences if not NOT_THIS_STUDY.search(s)]
-    for rule_kind, pattern in TYPE_RULES:
-        for sentence in own:
-            match = re.search(pattern, sentence, re.I)
-            if match:
-                return rule_kind, f"text cue '{match.group(0).lower()}' in \"{_excerpt(sentence)}\""
+    first = [s for s in leading or [] if not NOT_THIS_STUDY.search(s)]
+    rest = [s for s in own_sentences if s not in first and not NOT_THIS_STUDY.search(s)]
+    for tier in (first, rest):
+        for rule_kind, pattern in TYPE_RULES:
+            for sentence in tier:
+                match = re.search(pattern, sentence, re.I)
+                if match:
+                    return rule_kind, f"text cue '{match.group(0).lower()}' in \"{_excerpt(sentence)}\""
     return "other", "no design cue in the title or text"
 
 

@@ -6,6 +6,7 @@ criteria a study used."""
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 import re
 
 import yaml
@@ -15,7 +16,7 @@ from .design import commentary_reason, design_caveats, infer_study_type_with_rea
 from .limits import LimitError, load_front_matter
 from .split import clean_residue, split_sentences as sentences
 from .problems import ParseError, Problem
-from .roles import Reading, content_role, cues, quote, reading_of
+from .roles import Reading, content_role, cues, quote, reading_of, relearn
 
 HEADINGS = {
     "Summary": Role.SUMMARY,
@@ -117,6 +118,8 @@ def finish(study: Study, publication_types: list[str] | None = None, tags: list[
     """What every importer derives the same way: PEM, study type (unless known) and design caveats,
     each with its reason in the study's Reading."""
     reading = reading_of(study)
+    if len(reading.sentences) >= 2 and relearn(reading, abstract=study.source_format != "markdown"):
+        study.sections = _resection(study.sections, reading)
     split = not reading.sentences  # the reading's sentences are split already
     own = [s.text for s in reading.sentences] or [i for s in study.sections for i in s.items]
     study.pem, reading.pem_reason = pem_with_reason([study.title, *own], split=split)
@@ -126,11 +129,47 @@ def finish(study: Study, publication_types: list[str] | None = None, tags: list[
     elif study.study_type != "other" and type_reason:
         reading.study_type_reason = type_reason
     else:
+        leading = [s.text for s in reading.sentences if s.role in (Role.SUMMARY, Role.METHODS)]
         study.study_type, reading.study_type_reason = infer_study_type_with_reason(
-            study, None if split else [s.text for s in reading.sentences])
+            study, None if split else [s.text for s in reading.sentences], leading)
     caveats = design_caveats(study)
     if caveats:
         study.sections.append(caveats)
+
+
+ROLE_HEADINGS = {Role.SUMMARY: "Summary", Role.CONTEXT: "Background", Role.METHODS: "Methods", Role.OBSERVED: "Results",
+                 Role.INFERRED: "Conclusions", Role.OPEN_QUESTION: "Open questions", Role.NOT_PROVEN: "Limitations"}
+PROSE = (Role.SUMMARY, Role.CONTEXT, Role.METHODS)  # paragraphs; the other roles one item per sentence
+
+
+def _resection(sections: list[Section], reading: Reading) -> list[Section]:
+    """The study's sections once the learned layer moved sentences: each moved sentence leaves its
+    section (a paragraph keeps its other sentences) and joins the first section of its new role, or a
+    new one under a plain heading; every other section stays as the source had it."""
+    moved = {s.text: s.role for s in reading.sentences if s.role != s.cue_role}
+    arrived: dict[Role, list[str]] = {}
+    kept_sections = []
+    for section in sections:
+        items = []
+        for item in section.items:
+            parts = sentences(item) if section.role in PROSE else [item]
+            stay = [p for p in parts if p not in moved]
+            for part in parts:
+                if part in moved:
+                    arrived.setdefault(moved[part], []).append(part)
+            if stay:
+                items.append(item if len(stay) == len(parts) else " ".join(stay))
+        if items:
+            kept_sections.append(replace(section, items=items))
+    for role, texts in arrived.items():
+        home = next((s for s in kept_sections if s.role == role and not s.generated), None)
+        added = [" ".join(texts)] if role in PROSE else texts
+        if home:
+            home.items += added
+        else:
+            kept_sections.append(Section(heading=ROLE_HEADINGS[role], role=role, items=added,
+                                         line=next((s.line for s in sections if s.line is not None), None)))
+    return kept_sections
 
 
 def _front_matter(lines: list[str], file: str) -> tuple[dict, int]:

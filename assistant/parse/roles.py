@@ -6,12 +6,16 @@ move it: interpretation or advice never stays `observed`, a stated limit of this
 `not_proven`, a complaint about the field `context`, future work `open_question`."""
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
-from ..prompts import table
+import numpy as np
+
+from ..prompts import PROMPTS_DIR, table
 from ..study import Role
 
 
@@ -20,6 +24,7 @@ class Sentence:
     text: str
     role: Role
     why: str
+    cue_role: Role | None = None  # what the headings and cue lexicons said, before the learned layer
 
 
 @dataclass
@@ -98,3 +103,80 @@ def content_role(sentence: str, start: Role, where: str, limit_cue: str | None |
         if cue:
             return Role.METHODS, f"method cue {quote(cue)}: how it was done, not a finding, {where}"
     return start, where
+
+
+# The learned layer (tools/train_roles.py): a logistic regression over the sentence's words (TF-IDF of
+# words and word pairs, as scikit-learn computes it) and what the headings and cues said, trained on
+# sentences that a reader who never saw the parsers labelled (evals/roles.jsonl, dev split). Its
+# weights are data (prompts/roles_learned.json), read with numpy. Atlas pages keep their blocks.
+TOKEN = re.compile(r"(?u)\b\w\w+\b")
+LEARNED_ROLES = [Role.SUMMARY, Role.CONTEXT, Role.METHODS, Role.OBSERVED, Role.INFERRED, Role.OPEN_QUESTION,
+                 Role.NOT_PROVEN]
+
+
+@cache
+def _learned() -> dict:
+    data = json.loads((PROMPTS_DIR / "roles_learned.json").read_text(encoding="utf-8"))
+    data["coef"] = np.asarray(data["coef"], dtype="float64")
+    data["intercept"] = np.asarray(data["intercept"], dtype="float64")
+    data["idf"] = np.asarray(data["idf"], dtype="float64")
+    return data
+
+
+def dense_features(text: str, cue_role: Role, position: float, abstract: bool) -> list[float]:
+    """What the words alone do not carry: the cues' role, where the sentence sits, the format, figures."""
+    return ([float(cue_role == r) for r in LEARNED_ROLES]
+            + [float(abstract), float(bool(re.search(r"\d", text))), float(bool(cues("roles", "interpretation").find(text))),
+               position])
+
+
+def learned_probabilities(text: str, cue_role: Role, position: float, abstract: bool) -> np.ndarray:
+    """The learned layer's probability of each role (LEARNED_ROLES order) for one sentence."""
+    model = _learned()
+    tokens = TOKEN.findall(text.lower())
+    counts: dict[int, int] = {}
+    for term in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+        if (i := model["vocabulary"].get(term)) is not None:
+            counts[i] = counts.get(i, 0) + 1
+    index = np.fromiter(counts, dtype=int, count=len(counts))
+    weights = np.array([1 + math.log(c) for c in counts.values()]) * model["idf"][index] if counts else np.zeros(0)
+    if len(weights):
+        weights /= np.linalg.norm(weights)
+    scores = model["intercept"] + model["coef"][:, index] @ weights
+    scores += model["coef"][:, len(model["idf"]):] @ np.asarray(dense_features(text, cue_role, position, abstract))
+    probs = np.exp(scores - scores.max())
+    ordered = np.zeros(len(LEARNED_ROLES))
+    ordered[[LEARNED_ROLES.index(Role(c)) for c in model["classes"]]] = probs / probs.sum()
+    return ordered
+
+
+def settle(probs: np.ndarray, cue_role: Role, interpretation: bool, threshold: float, observed_threshold: float) -> Role:
+    """The role a sentence ends with: `observed` only when the layer is sure of it (and never with
+    interpretation language), a limit the cues found stays, and otherwise the layer's choice where it
+    is at least `threshold` surer of it than of what the cues said."""
+    allowed = probs.copy()
+    observed = LEARNED_ROLES.index(Role.OBSERVED)
+    if interpretation or probs[observed] < observed_threshold:
+        allowed[observed] = -1.0
+    best = LEARNED_ROLES[int(allowed.argmax())]
+    if cue_role == Role.NOT_PROVEN:
+        return cue_role
+    if cue_role == Role.OBSERVED and best != Role.OBSERVED:
+        return best
+    return cue_role if best == cue_role or allowed.max() - probs[LEARNED_ROLES.index(cue_role)] < threshold else best
+
+
+def relearn(reading: Reading, abstract: bool) -> bool:
+    """Let the learned layer settle each sentence's role (see `settle`); the reason gives both the
+    layer's word and what the cues said. True when any role changed."""
+    model, changed, n = _learned(), False, len(reading.sentences)
+    for i, sentence in enumerate(reading.sentences):
+        cue_role = sentence.cue_role = sentence.role
+        probs = learned_probabilities(sentence.text, cue_role, i / max(1, n - 1), abstract)
+        interpretation = bool(cues("roles", "interpretation").find(sentence.text))
+        role = settle(probs, cue_role, interpretation, model["threshold"], model["observed_threshold"])
+        if role != cue_role:
+            sentence.role, changed = role, True
+            sentence.why = (f"learned from labelled sentences: {role.value} "
+                            f"({probs[LEARNED_ROLES.index(role)]:.2f}); the cues said {cue_role.value}: {sentence.why}")
+    return changed
