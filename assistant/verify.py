@@ -181,6 +181,8 @@ class SentenceVerifier:
             best = float(similarity.max()) if len(similarity) else 0.0
             return Check(sentence, False, [f"not close to any supplied unit (best similarity {best:.2f})"])
         support = [self.supplied[i] for i in near]
+        if not given & {s.n for s in support}:  # the model's citations are re-derived, but not from nothing
+            return Check(sentence, False, [f"none of the cited sources {sorted(given)} has a unit that supports it"])
         rests = self._rests_on(body, support, similarity[near])
         close = [s for s, score in zip(support, similarity[near]) if score >= similarity[near][0] - 0.08]
         # Directions are compared within the sources the sentence names, when it names supplied ones.
