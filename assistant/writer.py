@@ -63,15 +63,17 @@ class TemplateWriter:
     def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
         the finding fits the budget (a paraphrase of direction alone says too little: "found lower
-        levels" of what?), else its direction when that fits the question, else a pointer below."""
+        levels" of what?), labelled as related when the study did not test the subject itself; else its
+        direction when that fits the question, else a pointer below."""
         t = texts["bottom_line"]
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
         fits = lead.profile.tested and lead.profile.direction in FITTING.get(evidence.understanding.question_type, FITTING["other"])
         plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
-        if lead.profile.tested and finding:
-            sentence = t["quote"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
+        related = finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
+        if finding and (lead.profile.tested or related):
+            sentence = t["quote" if lead.profile.tested else "related"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
             if _words(sentence) <= budget:
                 return sentence
         return plain_sentence if _words(plain_sentence) <= budget else ""
@@ -118,6 +120,10 @@ SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budg
 # grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
 FINDING_WORDS = 22
 MIN_FINDING_SCORE = 0.35  # cosine of question and finding; on dev, off-topic retold findings scored 0.25-0.27
+# A study that did not test the subject leads with its finding only when the finding is this close to
+# the question (below it, "blood citrate rose" answered "do I have ME or depression?"); a plan with no
+# results never does.
+RELATED_FINDING_SCORE = 0.5
 
 # Directions that answer a question of each type in plain words ("it helped" answers a treatment
 # question, not a question about a mechanism).
