@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import assistant.parse.markdown as markdown  # noqa: E402
 from assistant.import_eval import _key, _records, read  # noqa: E402
-from assistant.parse.roles import LEARNED_ROLES, dense_features, settle  # noqa: E402
+from assistant.parse.roles import INTERPRETATION, LEARNED_ROLES, dense_features, settle  # noqa: E402
 from assistant.study import Role  # noqa: E402
 
 C = 16.0
@@ -65,7 +65,7 @@ def fit(train: list[dict]):
 
 def decide(probs: np.ndarray, row: dict, threshold: float, observed_threshold: float) -> int:
     """The runtime rule of assistant/parse/roles.relearn, on one row."""
-    return LEARNED_ROLES.index(settle(probs, LEARNED_ROLES[row["cue"]], bool(row["dense"][-2]), threshold, observed_threshold))
+    return LEARNED_ROLES.index(settle(probs, LEARNED_ROLES[row["cue"]], bool(row["dense"][INTERPRETATION]), threshold, observed_threshold))
 
 
 def choose_thresholds(data: list[dict]) -> tuple[float, float, float, float]:

@@ -123,6 +123,9 @@ def _learned() -> dict:
     return data
 
 
+INTERPRETATION = len(LEARNED_ROLES) + 2  # where dense_features puts "has interpretation words"
+
+
 def dense_features(text: str, cue_role: Role, position: float, abstract: bool) -> list[float]:
     """What the words alone do not carry: the cues' role, where the sentence sits, the format, figures."""
     return ([float(cue_role == r) for r in LEARNED_ROLES]
@@ -130,8 +133,9 @@ def dense_features(text: str, cue_role: Role, position: float, abstract: bool) -
                position])
 
 
-def learned_probabilities(text: str, cue_role: Role, position: float, abstract: bool) -> np.ndarray:
-    """The learned layer's probability of each role (LEARNED_ROLES order) for one sentence."""
+def learned_probabilities(text: str, dense: list[float]) -> np.ndarray:
+    """The learned layer's probability of each role (LEARNED_ROLES order) for one sentence, given its
+    dense features."""
     model = _learned()
     tokens = TOKEN.findall(text.lower())
     counts: dict[int, int] = {}
@@ -143,7 +147,7 @@ def learned_probabilities(text: str, cue_role: Role, position: float, abstract: 
     if len(weights):
         weights /= np.linalg.norm(weights)
     scores = model["intercept"] + model["coef"][:, index] @ weights
-    scores += model["coef"][:, len(model["idf"]):] @ np.asarray(dense_features(text, cue_role, position, abstract))
+    scores += model["coef"][:, len(model["idf"]):] @ np.asarray(dense)
     probs = np.exp(scores - scores.max())
     ordered = np.zeros(len(LEARNED_ROLES))
     ordered[[LEARNED_ROLES.index(Role(c)) for c in model["classes"]]] = probs / probs.sum()
@@ -172,9 +176,9 @@ def relearn(reading: Reading, abstract: bool) -> bool:
     model, changed, n = _learned(), False, len(reading.sentences)
     for i, sentence in enumerate(reading.sentences):
         cue_role = sentence.cue_role = sentence.role
-        probs = learned_probabilities(sentence.text, cue_role, i / max(1, n - 1), abstract)
-        interpretation = bool(cues("roles", "interpretation").find(sentence.text))
-        role = settle(probs, cue_role, interpretation, model["threshold"], model["observed_threshold"])
+        dense = dense_features(sentence.text, cue_role, i / max(1, n - 1), abstract)
+        probs = learned_probabilities(sentence.text, dense)
+        role = settle(probs, cue_role, bool(dense[INTERPRETATION]), model["threshold"], model["observed_threshold"])
         if role != cue_role:
             sentence.role, changed = role, True
             sentence.why = (f"learned from labelled sentences: {role.value} "
