@@ -12,6 +12,7 @@ Any other layout is run by sentence-transformers itself."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from functools import cache
 from pathlib import Path
@@ -87,7 +88,11 @@ _loading = threading.Lock()
 
 @cache
 def _load(setting: str):
+    import torch
     from transformers.utils import logging as transformers_logging
+
+    if _pinned is not None:  # torch loaded after a server pinned its threads (pin_threads)
+        torch.set_num_threads(_pinned)
 
     transformers_logging.disable_progress_bar()  # our own bars say what is happening
     folder = Path(model_path(setting))
@@ -114,16 +119,30 @@ def pin_threads(threads: int) -> None:
     """Encode every batch with this many torch threads from now on. A server answering several
     questions at once pins 1: each question's encode then runs on its own core, and the per-call
     switching below (torch's thread count is process-wide, so not safe across threads) stops."""
-    import torch
-
     global _pinned
     with _threads:
         _pinned = threads
-        torch.set_num_threads(threads)
+        if "torch" in sys.modules:  # else _load applies it, if torch is ever needed
+            sys.modules["torch"].set_num_threads(threads)
+
+
+@cache
+def _query_encoder(setting: str):
+    from .query_encoder import load
+
+    return load(setting)
+
+
+def query_encoder(setting: str = ""):
+    """The ONNX encoder for small batches (query_encoder.py), or None: torch then encodes them."""
+    with _loading:
+        return _query_encoder(setting)
 
 
 def embed_texts(texts: list[str], setting: str = "", batch_size: int = 64) -> np.ndarray:
     """Unit vectors (float32, one row per text), encoded in batches."""
+    if 0 < len(texts) <= SMALL_BATCH and (fast := query_encoder(setting)) is not None:
+        return fast.encode(texts)  # a question: the same vectors without torch (query_encoder.py)
     model = embedding_model(setting, batch_size)
     if not texts:
         return np.zeros((0, model.get_embedding_dimension() or 0), dtype="float32")

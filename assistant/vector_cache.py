@@ -96,11 +96,14 @@ def _write(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
 
 
 def warm(settings) -> None:
-    """Embed the gate's fixed texts now if the cache lacks them (`index` calls this, so the first
-    `ask` after it starts as fast as the next). Never fails a command: a problem only costs time later."""
+    """Embed the gate's fixed texts and export the question encoder now if the cache lacks them
+    (`index` and `serve` call this, so the first `ask` after it starts as fast as the next). Never fails a command: a problem only costs time later."""
     try:
         from .embed import embed_texts
         from .gate import Scope
+        from .query_encoder import export
+
+        export(settings.embedding_model)  # questions then skip torch (query_encoder.py)
         from .safety import SafetyGate
 
         def embed(texts: list[str]) -> np.ndarray:
