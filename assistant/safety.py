@@ -188,7 +188,10 @@ class SafetyGate:
             best = int(np.argmax(sims))
             score = float(sims[best])
             call.scores[name] = round(score, 3)
-            if score < limits.get(f"borderline_{name}", limits["borderline"]) or calm - score > limits["calm_margin"]:
+            # A question framed as research gets the support line anyway: only a likeness as close as
+            # an urgent one puts resources first ("as a GP, how do I ask about suicidal thoughts?").
+            floor = limits[name] if call.level == SUPPORT else limits.get(f"borderline_{name}", limits["borderline"])
+            if score < floor or calm - score > limits["calm_margin"]:
                 continue
             level = URGENT if score >= limits[name] and call.level != SUPPORT else BORDERLINE
             if _rank(level) > _rank(call.level):
