@@ -21,6 +21,9 @@ POSITIVE = {"benefit", "higher", "lower", "present"}
 CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|lead\w* to|trigger\w*|"
                          r"root|origin|primary|secondary|consequence)\b", re.I)
 NEGATIVE = {"no_benefit", "no_difference", "absent"}
+WEAK = {"present", "unclear"}  # says that something was found, not which way
+TRIALS = ("rct", "non-randomised-trial")
+VERSUS = {"benefit", "no_benefit", "no_difference", "harm"}  # what a comparison says about a treatment
 PEOPLE = r"(people|patients|participants|adults|children|adolescents|controls|cases|women|men|volunteers|individuals|cell lines|lines|veterans|mice|survivors)"
 
 
@@ -134,8 +137,40 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
     # study's best-matching finding is about the question if the study measured anything at all.
     empirical = study.study_type not in spec["untested"]
     tested = empirical and (about or terms.found_in(study.title) or (not terms.every and finding is not None))
+    observed = units.get(Role.OBSERVED, [])
+    # Whether a treatment works is decided, in a trial, by its result against the comparison: "fatigue
+    # fell after ketamine" is no benefit when "the difference between the two drugs was not
+    # statistically significant". That result then leads, so the quote shows what the verdict rests on.
+    against = _against_comparison(observed, terms) if treatment and study.study_type in TRIALS else None
+    if against and not dangling(against[1].text):
+        finding = against[1]
     return Profile(design=study.study_type, participants=participants(study.participants), pem=study.pem.value,
-                   tested=tested, direction=direction(finding.text) if finding else "unclear", finding=finding)
+                   tested=tested, finding=finding,
+                   direction=against[0] if against else study_direction(observed, finding, terms))
+
+
+def study_direction(units: list[ScoredUnit], finding: ScoredUnit | None, terms: Terms, reach: int = 3) -> str:
+    """The direction of the leading finding; when it only says that something was found ("6.3% of the
+    metformin group … against 10.4% of the placebo group"), the next findings on the subject can say
+    which way ("a 41% lower risk of long COVID with metformin")."""
+    first = direction(finding.text) if finding else "unclear"
+    if first not in WEAK:
+        return first
+    on_subject = [u for u in sorted(units, key=lambda u: -u.score) if u is not finding and terms.found_in(u.text)]
+    return next((d for u in on_subject[:reach] if (d := direction(u.text)) not in WEAK), first)
+
+
+def _against_comparison(units: list[ScoredUnit], terms: Terms) -> tuple[str, ScoredUnit] | None:
+    """A trial's result against placebo, sham or the other arm, from the findings that name the
+    comparison (those on the subject first): no difference there is no benefit, and a benefit on one
+    outcome beside none on another is mixed. Higher or lower alone says nothing about better."""
+    versus = sorted((u for u in units if _spec()["comparator"].search(u.text)),
+                    key=lambda u: (not terms.found_in(u.text), -u.score))
+    found = [("no_benefit" if d == "no_difference" else d, u) for u in versus if (d := direction(u.text)) in VERSUS]
+    if not found:
+        return None
+    said = {d for d, _ in found}
+    return ("mixed", found[0][1]) if {"benefit", "no_benefit"} <= said else found[0]
 
 
 def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) -> ScoredUnit | None:
@@ -186,6 +221,8 @@ def verdict(evidence: EvidenceSet) -> str:
         return "mixed"
     if kind == "treatment":
         trials = [s for s in controlled if s.profile.design == "rct"]
+        if any(s.profile.direction == "mixed" for s in trials):
+            return "mixed"
         if trials and all(s.profile.direction in NEGATIVE | {"harm"} for s in trials):
             return "not_supported"
         large = [s for s in trials if s.profile.direction == "benefit" and (s.profile.participants or 0) >= 100]
