@@ -16,7 +16,7 @@ from .present import as_sentence
 from .prompts import table
 from .study import Role
 from .verify import sentences as verify_sentences
-from .understand import warm_sentence
+from .understand import context_terms, warm_sentence
 
 
 @dataclass
@@ -110,7 +110,10 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
     if key == "limited_treatment" and not any(s.profile.design in TRIALS for s in evidence.tested):
         key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
-    template = t.get(key if u.named else f"{key}_loose") or t.get(key) or t["limited"]
+    # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
+    # trial", "severe ME/CFS"): then the subject is not named.
+    named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
+    template = t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
 
 
