@@ -62,7 +62,7 @@ def _files(setting: str) -> tuple[Path, Path]:
     from .vector_cache import cache_dir, model_fingerprint
 
     key = hashlib.sha256(("onnx-query-encoder\0" + model_fingerprint(setting)).encode("utf-8")).hexdigest()[:32]
-    return cache_dir() / f"query-encoder-{key}.onnx", cache_dir() / f"query-encoder-{key}.probe.npy"
+    return cache_dir() / f"query-encoder-{key}.onnx", cache_dir() / f"query-encoder-probe-{key}.npy"
 
 
 def _layout(setting: str) -> tuple[Path, int] | None:
@@ -113,6 +113,7 @@ def _write(onnx_file: Path, probe_file: Path, setting: str) -> None:
     import torch
 
     from .embed import embedding_model
+    from .vector_cache import write_npy
 
     model = embedding_model(setting)
     if not isinstance(model, MeanPoolingEncoder):
@@ -138,17 +139,11 @@ def _write(onnx_file: Path, probe_file: Path, setting: str) -> None:
                               input_names=INPUTS, output_names=["last_hidden_state"], opset_version=17,
                               dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*INPUTS, "last_hidden_state"]},
                               dynamo=False)
-        _save_probe(probe_file, model.encode(PROBE))
-        os.replace(tmp, onnx_file)  # the probe first: a model file is never there without its probe
+        # The probe first (atomically, older probes dropped): a model file is never there without one.
+        write_npy(probe_file.parent, probe_file, "query-encoder-probe", model.encode(PROBE))
+        os.replace(tmp, onnx_file)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def _save_probe(path: Path, vectors: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".query-encoder-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(vectors, dtype="float32"), allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    for old in onnx_file.parent.glob("query-encoder-*.onnx"):  # another model's export (~90 MB)
+        if old != onnx_file:
+            old.unlink(missing_ok=True)

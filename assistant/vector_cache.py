@@ -59,7 +59,7 @@ def fixed_vectors(kind: str, texts: list[str], embed: Embed, setting: str = "") 
     if cached is not None:
         return cached
     vectors = np.asarray(embed(texts), dtype="float32")
-    _write(folder, path, kind, vectors)
+    write_npy(folder, path, kind, vectors)
     return vectors
 
 
@@ -76,7 +76,7 @@ def _read(path: Path, rows: int) -> np.ndarray | None:
     return vectors
 
 
-def _write(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
+def write_npy(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
     """Write atomically (a reader sees the old file or the whole new one) and drop this kind's older files."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

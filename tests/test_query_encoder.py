@@ -55,7 +55,10 @@ def test_a_damaged_or_foreign_export_is_never_used(cache):
     embed._query_encoder.cache_clear()
     expected = embed.embedding_model().encode(TEXTS[:2])
     assert np.abs(embed.embed_texts(TEXTS[:2]) - expected).max() < 1e-6  # torch answered instead
+    stale = onnx_file.with_name("query-encoder-another-model.onnx")
+    stale.write_bytes(b"an export of another model")
     assert query_encoder.export() is True and query_encoder.load() is not None  # exported again
+    assert not stale.exists()  # the other model's export went with it
 
 
 def test_a_model_folder_of_another_layout_is_not_exported(tmp_path, cache):
