@@ -69,7 +69,7 @@ class TemplateWriter:
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
-        fits = lead.profile.tested and lead.profile.direction in FITTING.get(evidence.understanding.question_type, FITTING["other"])
+        fits = lead.profile.tested and _says_plainly(lead, evidence.understanding.question_type)
         plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         related = finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
         if finding and (lead.profile.tested or related):
@@ -94,7 +94,7 @@ class TemplateWriter:
         parts: list[str] = []
         left = budget - sum(map(_words, closing + extra))
         for study in evidence.studies:
-            sentence = _study_sentence(study, t, texts)
+            sentence = _study_sentence(study, t, texts, evidence.understanding.question_type)
             if parts and _words(sentence) > left:
                 continue
             parts.append(sentence)
@@ -131,7 +131,7 @@ RELATED_FINDING_SCORE = 0.5
 # Directions that answer a question of each type in plain words ("it helped" answers a treatment
 # question, not a question about a mechanism).
 FITTING = {"treatment": {"benefit", "no_benefit", "harm"},
-           "other": {"higher", "lower", "no_difference", "present", "absent"}}
+           "other": {"higher", "lower", "no_difference", "absent"}}  # "found signs of it": of what? quoted instead
 
 
 def _describe(study: StudyEvidence, texts: dict) -> dict:
@@ -145,13 +145,25 @@ def _describe(study: StudyEvidence, texts: dict) -> dict:
             "dir": words.get(p.direction, words["unclear"])}
 
 
-def _study_sentence(study: StudyEvidence, t: dict, texts: dict) -> str:
+def _says_plainly(study: StudyEvidence, kind: str) -> bool:
+    """Whether "found {direction}" says truly what the study found: a benefit (or none) from a trial or
+    a survey for a treatment question, a measured difference from any other design for any other
+    question. A trial never "found higher levels in people with ME/CFS", and a cohort never "found it
+    helped"; those studies are quoted in their own words instead."""
+    direction, design = study.profile.direction, study.profile.design
+    if kind == "treatment":
+        return direction in FITTING["treatment"] and (design in TRIALS or design == "cross-sectional")
+    return direction in FITTING["other"] and design not in TRIALS
+
+
+def _study_sentence(study: StudyEvidence, t: dict, texts: dict, kind: str) -> str:
     """What one cited study found: in plain words when its direction is clear, else in its own words."""
     fill = _describe(study, texts)
     if not study.profile.tested:
         return t["untested"].format(**fill)
-    if study.profile.direction == "unclear" and study.profile.finding:
-        return t["reports"].format(**fill, finding=as_sentence(study.profile.finding.text))
+    finding = study.profile.finding
+    if finding and not _says_plainly(study, kind) and not cues("roles", "methods").find(finding.text):
+        return t["reports"].format(**fill, finding=as_sentence(finding.text))
     return t["tested"].format(**fill)
 
 
