@@ -22,7 +22,7 @@ CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|
                          r"root|origin|primary|secondary|consequence)\b", re.I)
 NEGATIVE = {"no_benefit", "no_difference", "absent"}
 WEAK = {"present", "unclear"}  # says that something was found, not which way
-TRIALS = ("rct", "non-randomised-trial")
+TRIALS = ("rct", "non-randomised-trial")  # designs that test a treatment against a comparison
 VERSUS = {"benefit", "no_benefit", "no_difference", "harm"}  # what a comparison says about a treatment
 PEOPLE = r"(people|patients|participants|adults|children|adolescents|controls|cases|women|men|volunteers|individuals|cell lines|lines|veterans|mice|survivors)"
 

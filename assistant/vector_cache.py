@@ -97,14 +97,15 @@ def write_npy(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
 
 def warm(settings) -> None:
     """Embed the gate's fixed texts and export the question encoder now if the cache lacks them
-    (`index` and `serve` call this, so the first `ask` after it starts as fast as the next). Never fails a command: a problem only costs time later."""
+    (`index` and `serve` call this, so the first `ask` after it starts as fast as the next).
+    Never fails a command: a problem only costs time later."""
     try:
         from .embed import embed_texts
         from .gate import Scope
         from .query_encoder import export
+        from .safety import SafetyGate
 
         export(settings.embedding_model)  # questions then skip torch (query_encoder.py)
-        from .safety import SafetyGate
 
         def embed(texts: list[str]) -> np.ndarray:
             return embed_texts(texts, settings.embedding_model, settings.embed_batch_size)

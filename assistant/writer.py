@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import CAUSAL_CUES, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, subject_terms
+from .evidence import CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, subject_terms
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
@@ -117,7 +117,6 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
 
 
-TRIALS = {"rct", "non-randomised-trial"}
 SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget
 # A finding retold in the bottom line: long sentences are what make a text hard to read (Flesch-Kincaid
 # grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
