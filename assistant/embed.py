@@ -139,6 +139,12 @@ def query_encoder(setting: str = ""):
         return _query_encoder(setting)
 
 
+def forget_query_encoder() -> None:
+    """Look for the ONNX export again next time (query_encoder.export has just written one)."""
+    with _loading:
+        _query_encoder.cache_clear()
+
+
 def embed_texts(texts: list[str], setting: str = "", batch_size: int = 64) -> np.ndarray:
     """Unit vectors (float32, one row per text), encoded in batches."""
     if 0 < len(texts) <= SMALL_BATCH and (fast := query_encoder(setting)) is not None:

@@ -93,20 +93,18 @@ def load(setting: str = "") -> OnnxEncoder | None:
 def export(setting: str = "") -> bool:
     """Export the model for `load` unless a working export is there already. True when one is there
     after the call. Never raises: without it questions are encoded by torch, only more slowly."""
-    layout = _layout(setting)
-    if layout is None:
+    from .embed import forget_query_encoder, query_encoder
+
+    if _layout(setting) is None:
         return False
-    if load(setting) is not None:
+    if query_encoder(setting) is not None:  # loaded once per process, here and for the questions
         return True
-    onnx_file, probe_file = _files(setting)
     try:
-        _write(onnx_file, probe_file, setting)
+        _write(*_files(setting), setting)
     except Exception:  # noqa: BLE001 - no onnx package, a read-only cache, an exporter problem
         return False
-    from .embed import _query_encoder
-
-    _query_encoder.cache_clear()  # this process may have looked before the file was there
-    return load(setting) is not None
+    forget_query_encoder()  # this process looked before the file was there
+    return query_encoder(setting) is not None
 
 
 def _write(onnx_file: Path, probe_file: Path, setting: str) -> None:

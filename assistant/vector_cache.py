@@ -97,7 +97,7 @@ def write_npy(folder: Path, path: Path, kind: str, vectors: np.ndarray) -> None:
 
 def warm(settings) -> None:
     """Embed the gate's fixed texts and export the question encoder now if the cache lacks them
-    (`index` and `serve` call this, so the first `ask` after it starts as fast as the next).
+    (`index` calls this, so the first `ask` after it starts as fast as the next; `serve` exports only).
     Never fails a command: a problem only costs time later."""
     try:
         from .embed import embed_texts

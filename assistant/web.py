@@ -152,9 +152,9 @@ class Chat:
         try:
             from .embed import pin_threads
             from .engine import Assistant
-            from .vector_cache import warm
+            from .query_encoder import export
 
-            warm(settings)  # the question encoder and the gates' vectors, if the cache lacks them
+            export(settings.embedding_model)  # if the cache lacks it: questions then skip torch
 
             self.assistant = Assistant(settings)
             # Warm up, so the first reader does not wait; with the built-in writer, so that starting

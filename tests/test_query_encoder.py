@@ -18,9 +18,9 @@ TEXTS = ["Does pacing help people with ME/CFS?", "", "  spaces around  ", "x " *
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
-    embed._query_encoder.cache_clear()
+    embed.forget_query_encoder()
     yield tmp_path / "cache"
-    embed._query_encoder.cache_clear()
+    embed.forget_query_encoder()
 
 
 @pytest.mark.slow
@@ -52,7 +52,7 @@ def test_a_damaged_or_foreign_export_is_never_used(cache):
     onnx_file.write_bytes(good)
     np.save(probe_file, np.ones((len(query_encoder.PROBE), 384), dtype="float32"))  # vectors it does not give
     assert query_encoder.load() is None
-    embed._query_encoder.cache_clear()
+    embed.forget_query_encoder()
     expected = embed.embedding_model().encode(TEXTS[:2])
     assert np.abs(embed.embed_texts(TEXTS[:2]) - expected).max() < 1e-6  # torch answered instead
     stale = onnx_file.with_name("query-encoder-another-model.onnx")
