@@ -109,7 +109,7 @@ class SafetyGate:
             "study_frame": Rules(advice["study_frame"]),
             "personal": Rules([advice["personal"]]),
             "diagnosis_research": Rules([advice["research"]]),
-            "dose": Rules(advice["dose"]), "dose_asked": Rules(advice["dose_asked"]), "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
+            "dose": Rules(advice["dose"]), "dose_asked": Rules(advice["dose_asked"]), "dose_for_me": Rules([advice["dose_for_me"]]), "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
             "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
             "thresholds": spec["thresholds"],
             "calm": self.fixed("safety-calm", spec["calm"]["intents"]),
@@ -208,8 +208,8 @@ class SafetyGate:
         spec = self._spec
         personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
-        dose = not about_studies and (spec["dose_asked"].first(text) is not None
-                                      or personal and bool(spec["dose"].first(text) or spec["decision"].first(text)))
+        dose = spec["dose_for_me"].first(text) is not None or not about_studies and (
+            spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or spec["decision"].first(text)))
         diagnosis = not spec["diagnosis_research"].first(text) and spec["diagnosis"].first(text) is not None
         return dose, diagnosis
 
