@@ -210,13 +210,15 @@ def verdict(evidence: EvidenceSet) -> str:
     spec, kind = _spec(), evidence.understanding.question_type
     if not evidence.studies:
         return "none"
+    # A presupposition the studies do not bear out ("it's all in my head", "since ME is just
+    # deconditioning") is answered as such even when no study tested its exact words.
+    if evidence.understanding.premise:
+        return "premise_false"
     tested = evidence.tested
     if not tested:
         return "not_studied"
     directions = {s.profile.direction for s in tested} - {"unclear"}
     controlled = [s for s in tested if s.profile.design in spec["controlled"]]
-    if evidence.understanding.premise:
-        return "premise_false"
     if _opposed(controlled):
         return "mixed"
     if kind == "treatment":
@@ -235,6 +237,9 @@ def verdict(evidence: EvidenceSet) -> str:
         return "associated_not_causal"
     people = sum(s.profile.participants or 0 for s in controlled if s.profile.direction in POSITIVE)
     if len(controlled) >= 3 and directions and directions <= POSITIVE and people >= 300:
+        return "supported"
+    # A systematic review whose pooled finding answers the question is more than early evidence.
+    if directions and directions <= POSITIVE and any(s.profile.design == "systematic-review" for s in controlled):
         return "supported"
     return "limited"
 
