@@ -64,7 +64,7 @@ class TemplateWriter:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
         the finding fits the budget (a paraphrase of direction alone says too little: "found lower
         levels" of what?), labelled as related when the study did not test the subject itself; else its
-        direction when that fits the question, else a pointer below."""
+        direction when that fits the question, else a pointer below (only to a study that tested it)."""
         t = texts["bottom_line"]
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
@@ -76,6 +76,11 @@ class TemplateWriter:
             sentence = t["quote" if lead.profile.tested else "related"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
             if _words(sentence) <= budget:
                 return sentence
+        # A study that did not test the subject, with no finding close to the question, is not
+        # offered as "the closest study" (a metformin trial for a rituximab question): the verdict
+        # sentence stands alone and the short answer says what each study did and did not test.
+        if not lead.profile.tested:
+            return ""
         return plain_sentence if _words(plain_sentence) <= budget else ""
 
     def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
