@@ -3,8 +3,10 @@
 (dev / frozen), observed precision 0.94 / 0.94, study type 0.58 / 0.57. After the learned role layer
 (trained on dev) and new study-type rules, first runs: the first frozen split 0.849 / 0.939 / type 0.714;
 a second blind set (R2: 526 sentences, 60 studies) 0.742 / 0.869 / type 0.750 / PEM 0.967
-(evals/reports/2026-11-26-import-fidelity-runs.md). The issue's targets (0.90, 0.95, 0.90, 0.90) are
-not met; these tests guard against going backwards."""
+(evals/reports/2026-11-26-import-fidelity-runs.md). R2 then joined dev (the layer retrained, cohort
+typed only when people are followed over time), and a third blind set (R3: 467 sentences, 60 studies)
+was run once: 0.760 / 0.879 / type 0.600 / PEM 0.967 (evals/reports/2026-11-27-import-fidelity-R3.md).
+The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
 import pytest
@@ -24,13 +26,13 @@ def shared():
 
 def labels(name: str, which: str) -> list[dict]:
     items = read(EVALS / name)
-    if which == "R2":
-        return [i for i in items if i.get("set") == "R2"]
-    return [i for i in items if i["split"] == which and i.get("set") != "R2"]
+    if which == "R3":
+        return [i for i in items if i.get("set") == "R3"]
+    return [i for i in items if i["split"] == which and i.get("set") != "R3"]
 
 
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below
-FLOORS = {"dev": (0.95, 0.98, 0.75, 0.95), "frozen": (0.83, 0.93, 0.70, 0.95), "R2": (0.72, 0.85, 0.73, 0.95)}
+FLOORS = {"dev": (0.95, 0.98, 0.77, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R3": (0.74, 0.86, 0.58, 0.95)}
 
 
 @pytest.mark.parametrize("which", list(FLOORS))
