@@ -191,8 +191,9 @@ def cmd_chat(args, settings) -> int:
 
     assistant = _open_assistant(settings)
     conversation, mode = Conversation(), args.mode or settings.mode
-    print("Ask about ME/CFS research. '/mode clinician' or '/mode patient' switches the audience; "
-          "an empty line or /quit ends.")
+    from .prompts import table
+
+    print(table("web")["chat_intro"])
     while True:
         try:
             question = input("\nyou> ").strip()
