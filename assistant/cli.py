@@ -188,11 +188,10 @@ def cmd_chat(args, settings) -> int:
     """A conversation in the terminal; follow-ups are resolved against earlier turns."""
     from .followup import Conversation
     from .present import to_terminal
+    from .prompts import table
 
     assistant = _open_assistant(settings)
     conversation, mode = Conversation(), args.mode or settings.mode
-    from .prompts import table
-
     print(table("web")["chat_intro"])
     while True:
         try:
