@@ -17,7 +17,7 @@ KEYS = ["study_id", "source_path", "source_format", "doi", "pmid", "title", "yea
         "study_type_reason", "pem", "pem_reason", "sentences"]
 
 SUMMARY = """---
-title: "An invented test summary of a cohort"
+title: "An invented test summary of a cohort followed over 2 years"
 published: '2021-06-02'
 ---
 

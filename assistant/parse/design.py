@@ -21,7 +21,7 @@ TYPE_RULES = [
     ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b"),
     ("case-control", r"case-control|(compared (with|to)|versus|vs\.?) (\d+ )?(age- and sex-matched |matched )?healthy|matched controls?"),
     # "A cohort of 200 patients" measured once is not a cohort study: following people over time is.
-    ("cohort", r"longitudinal|follow-up|followed (up|for|over)|prospective|retrospective|registry|health records|"
+    ("cohort", r"cohort stud(y|ies)|longitudinal|follow-up|followed (up|for|over)|prospective|retrospective|registry|health records|"
                r"\bcohort\b(?=.{0,80}\b(followed|over \d+ (months|years)|years later|months later|at baseline|at \d+ (months|years)))"),
     ("case-control", r"healthy controls?"),
     ("cross-sectional", r"cross-sectional|survey|questionnaire|\bcohort\b"),

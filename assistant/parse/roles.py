@@ -156,14 +156,19 @@ def learned_probabilities(text: str, dense: list[float]) -> np.ndarray:
 
 def settle(probs: np.ndarray, cue_role: Role, interpretation: bool, threshold: float, observed_threshold: float) -> Role:
     """The role a sentence ends with: `observed` only when the layer is sure of it (and never with
-    interpretation language), a limit the cues found stays, and otherwise the layer's choice where it
-    is at least `threshold` surer of it than of what the cues said."""
+    interpretation language), a limit the cues found stays, an inference never becomes context or
+    methods, and otherwise the layer's choice where it is at least `threshold` surer of it than of
+    what the cues said."""
     allowed = probs.copy()
     observed = LEARNED_ROLES.index(Role.OBSERVED)
     if interpretation or probs[observed] < observed_threshold:
         allowed[observed] = -1.0
     best = LEARNED_ROLES[int(allowed.argmax())]
     if cue_role == Role.NOT_PROVEN:
+        return cue_role
+    # The authors' reading or advice ("These findings suggest …", "Patients should pace …") never
+    # becomes background or method.
+    if cue_role == Role.INFERRED and best in (Role.CONTEXT, Role.METHODS):
         return cue_role
     if cue_role == Role.OBSERVED and best != Role.OBSERVED:
         return best
