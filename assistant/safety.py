@@ -210,8 +210,9 @@ class SafetyGate:
         spec = self._spec
         personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
-        dose = spec["dose_for_me"].first(text) is not None or not about_studies and (
-            spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or spec["decision"].first(text)))
+        asked = spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or spec["decision"].first(text))
+        # "What did the trial use, and should I take the same?" asks for oneself despite the study frame.
+        dose = spec["dose_for_me"].first(text) is not None or not about_studies and asked
         diagnosis = not spec["diagnosis_research"].first(text) and spec["diagnosis"].first(text) is not None
         return dose, diagnosis
 

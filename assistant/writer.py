@@ -69,8 +69,6 @@ class TemplateWriter:
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
-        fits = lead.profile.tested and _says_plainly(lead, evidence.understanding.question_type)
-        plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         related = finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
         if finding and (lead.profile.tested or related):
             sentence = t["quote" if lead.profile.tested else "related"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
@@ -81,6 +79,8 @@ class TemplateWriter:
         # sentence stands alone and the short answer says what each study did and did not test.
         if not lead.profile.tested:
             return ""
+        fits = _says_plainly(lead, evidence.understanding.question_type)
+        plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         return plain_sentence if _words(plain_sentence) <= budget else ""
 
     def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
