@@ -445,9 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("ask", "chat", "serve"):
         # Answering encodes a few short texts at a time: one OpenMP thread each is as fast, and a second
-        # one spin-waits whenever another process holds the other core (the safety gate's multilingual
-        # model took 293 ms a question on two threads against 74 ms on one, on a busy 2-core machine;
-        # torch already encodes questions on one thread, embed.py). Set before any model library loads.
+        # one spin-waits whenever another process holds the other core (a 4-bit model took 293 ms a
+        # question on two threads against 74 ms on one, on a busy 2-core machine; torch already encodes
+        # questions on one thread, embed.py). Set before any model library loads.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     overrides = {k: getattr(args, k, None) for k in ("index_dir", "mode", "backend", "llm_base_url", "llm_model")}
     try:

