@@ -147,7 +147,7 @@ class SafetyGate:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
         self._embedding_layer(literal, question, vector, call)
-        if call.level == NONE:
+        if call.level in (NONE, SUPPORT):
             self._learned_layer(literal, call)
         return call
 
@@ -161,15 +161,16 @@ class SafetyGate:
         """Danger learned from labelled messages in five languages (tools/train_safety.py), read from
         character n-grams, so typos and the other languages count too: the rules and the English
         intents miss most indirect and non-English crises. It only ever raises a question to the
-        fail-safe middle (resources first, the research answer below), never to resources alone, and
-        never a question already framed as research."""
+        fail-safe middle (resources first, the research answer below), never to resources alone; a
+        question framed as research needs a higher score ("what's the research on refusing food … I've
+        been refusing since Monday")."""
         if not literal.strip():
             return
         model = self._learned
         index, values = sublinear_tfidf(char_ngrams(literal, *model["ngrams"]), model["vocabulary"], model["idf"])
         danger = float(1 / (1 + np.exp(-(values @ model["weights"][index] + model["bias"]))))
         call.scores["learned"] = round(danger, 3)
-        if danger >= model["threshold"]:
+        if danger >= (self._spec["thresholds"]["learned_research"] if call.level == SUPPORT else model["threshold"]):
             call.level = BORDERLINE
             call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
             call.why.append(f"learned layer: danger {danger:.2f}")
