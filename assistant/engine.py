@@ -157,11 +157,16 @@ class Assistant:
         """A kind, specific refusal: what the library lacks; when filters removed the evidence, say so."""
         texts = table("answer")["bottom_line"]
         answer = self._fixed(question, NO_EVIDENCE)
-        # Say what is missing: the subject when the lexicon names it, or the word no study mentions
-        # ("acupuncture"); loose question words are not named.
+        # Say what is missing: the word no study mentions ("acupuncture"), or the subject when the
+        # lexicon names it and the library lacks it; never a subject the library has ("crashes" in a
+        # question about pregnancy) nor loose question words.
         names = self.evidence.missing(understood.topic)  # a name no study contains ("valganciclovir")
-        missing = " and ".join(names[:2]) if names else understood.name if understood.named else " ".join(
-            w for w in understood.subject.split() if not self.evidence.known(w))
+        if names:
+            missing = " and ".join(names[:2])
+        elif understood.named:
+            missing = "" if self.evidence.known(understood.subject) else understood.name
+        else:
+            missing = " ".join(w for w in understood.subject.split() if not self.evidence.known(w))
         answer.bottom_line = texts["no_evidence" if missing else "no_evidence_loose"].format(subject=missing)
         if filters.active and not filters.study_ids:
             count = self._studies_without_filters(understood, search_vector, topic_vector)

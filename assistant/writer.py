@@ -6,7 +6,7 @@ produces either carries a citation or is a fixed sentence from prompts/answer.to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Callable, Protocol
 
@@ -14,6 +14,7 @@ from .evidence import CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling,
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
+from .store import ScoredUnit
 from .study import Role
 from .verify import sentences as verify_sentences
 from .understand import context_terms, warm_sentence
@@ -69,7 +70,11 @@ class TemplateWriter:
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
-        related = finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
+        # For a treatment question, what a trial of another treatment found is never "related": "the
+        # symptoms that improved most were cognitive" would read as the asked treatment's effect.
+        other_trial = evidence.understanding.question_type == "treatment" and lead.profile.design in TRIALS
+        related = (finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
+                   and not other_trial)
         if finding and (lead.profile.tested or related):
             sentence = t["quote" if lead.profile.tested else "related"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
             if _words(sentence) <= budget:
@@ -173,16 +178,37 @@ def _study_sentence(study: StudyEvidence, t: dict, texts: dict, kind: str) -> st
 
 def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     """The study's lead finding if it fits the word budget, else its best-ranked finding about the
-    subject that does (never one opening with a dangling 'It' or 'These')."""
-    observed = study.units.get(Role.OBSERVED, [])
-    fitting = [u for u in observed if _words(u.text) <= min(budget, FINDING_WORDS)]
+    subject that does (never one opening with a dangling 'It' or 'These'); when no whole finding fits,
+    the first clause of one, chosen the same way."""
     # How a study was done never leads, nor a finding far from the question (retold, it would answer
     # something else: "urinary mannitol" for "why do my legs feel like lead").
-    fitting = [u for u in fitting if not cues("roles", "methods").find(u.text) and u.score >= MIN_FINDING_SCORE]
-    if study.profile.finding in fitting:
-        return study.profile.finding
-    unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
-    return unit if unit and not dangling(unit.text) else None
+    observed = [u for u in study.units.get(Role.OBSERVED, [])
+                if not cues("roles", "methods").find(u.text) and u.score >= MIN_FINDING_SCORE]
+    lead = study.profile.finding
+    for candidates in (observed, [c for u in observed if (c := _first_clause(u))]):
+        fitting = [u for u in candidates if _words(u.text) <= min(budget, FINDING_WORDS)]
+        if lead and (same := [u for u in fitting if u.id == lead.id]):
+            return same[0]
+        unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
+        if unit and not dangling(unit.text):
+            return unit
+    return None
+
+
+# Where a finding joins a second clause to its first: what comes before is still true on its own
+# ("IL-6 was higher in patients, while TNF did not differ" -> "IL-6 was higher in patients").
+CLAUSE_BREAK = re.compile(r"(?:;|,? (?:while|whereas)|, (?:and|but)|, which) ")
+FINITE = re.compile(r"\b(was|were|is|are|had|has|did|does|showed|found|rose|fell|increased|decreased|differed|"
+                    r"improved|worsened|reported|predicted|remained|stayed|correlated|tracked|responded)\b", re.I)
+
+
+def _first_clause(unit: ScoredUnit) -> ScoredUnit | None:
+    """The unit's first clause, quoted as itself, when the unit joins a second one and the first can
+    stand alone (it has a verb of its own: "IL-6, TNF, and IL-1β were higher" is a list, not clauses)."""
+    head = CLAUSE_BREAK.split(unit.text, maxsplit=1)[0].rstrip(" ,")
+    if head == unit.text or _words(head) < 5 or not FINITE.search(head):
+        return None
+    return replace(unit, text=head + ".")
 
 
 def plain(text: str) -> str:
