@@ -35,6 +35,7 @@ class Profile:
     tested: bool
     direction: str
     finding: ScoredUnit | None
+    prevention: bool = False  # a trial that gave the treatment early in an infection, to prevent long COVID
 
 
 @dataclass
@@ -75,7 +76,9 @@ def _spec() -> dict:
             "dangling": re.compile(spec["profile"]["dangling"], re.I),
             "link": re.compile(spec["profile"]["link"], re.I),
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
-            "not_tested": re.compile(spec["profile"]["not_tested"], re.I)}
+            "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
+            "prevention": re.compile(spec["profile"]["prevention"], re.I),
+            "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I)}
 
 
 def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitStore, max_studies: int,
@@ -105,6 +108,7 @@ class Terms:
     words: frozenset[str]
     every: bool
     patterns: tuple[re.Pattern, ...] = ()
+    head: str = ""  # a loose subject's first word, its most specific one ("metformin help long covid")
 
     def found_in(self, text: str) -> bool:
         if not self.words:
@@ -121,7 +125,8 @@ def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
     words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
     patterns = tuple(synonyms(understanding.subject)) if understanding.named else ()
-    return Terms(frozenset(words), understanding.named, patterns)
+    head = "" if understanding.named else _stem(understanding.subject.split()[0].lower()) if understanding.subject else ""
+    return Terms(frozenset(words), understanding.named, patterns, head)
 
 
 def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> bool:
@@ -144,9 +149,11 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
     against = _against_comparison(observed, terms) if treatment and study.study_type in TRIALS else None
     if against and not dangling(against[1].text):
         finding = against[1]
+    about_study = " ".join([study.title, study.participants or "", *study.items(Role.SUMMARY)])
     return Profile(design=study.study_type, participants=participants(study.participants), pem=study.pem.value,
                    tested=tested, finding=finding,
-                   direction=against[0] if against else study_direction(observed, finding, terms))
+                   direction=against[0] if against else study_direction(observed, finding, terms),
+                   prevention=study.study_type in TRIALS and bool(spec["prevention"].search(about_study)))
 
 
 def study_direction(units: list[ScoredUnit], finding: ScoredUnit | None, terms: Terms, reach: int = 3) -> str:
@@ -177,7 +184,9 @@ def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) ->
     """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'; for a
     treatment question, the result against a comparison (placebo, sham, usual care) before the rest."""
     comparator = _spec()["comparator"]
+    head = re.compile(rf"\b{re.escape(terms.head)}", re.I) if len(terms.head) > 3 else None
     scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) else 0.0)
+               + (0.1 if head and head.search(u.text) else 0.0)
                + (0.15 if treatment and comparator.search(u.text) else 0.0), u)
               for u in units]
     return max(scored, key=lambda x: x[0])[1] if scored else None
@@ -222,7 +231,7 @@ def verdict(evidence: EvidenceSet) -> str:
     if _opposed(controlled):
         return "mixed"
     if kind == "treatment":
-        trials = [s for s in controlled if s.profile.design == "rct"]
+        trials = [s for s in controlled if s.profile.design == "rct" and not prevention_only(evidence, s)]
         if any(s.profile.direction == "mixed" for s in trials):
             return "mixed"
         if trials and all(s.profile.direction in NEGATIVE | {"harm"} for s in trials):
@@ -242,6 +251,12 @@ def verdict(evidence: EvidenceSet) -> str:
     if directions and directions <= POSITIVE and any(s.profile.design == "systematic-review" for s in controlled):
         return "supported"
     return "limited"
+
+
+def prevention_only(evidence: EvidenceSet, study: StudyEvidence) -> bool:
+    """A prevention trial answering a question about treating the illness (not about preventing it):
+    it does not count as a trial of the treatment (metformin during a fresh COVID infection)."""
+    return study.profile.prevention and not _spec()["prevention_asked"].search(evidence.understanding.search_text)
 
 
 def _opposed(studies: list[StudyEvidence]) -> bool:

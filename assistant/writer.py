@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, subject_terms
+from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit,
+                       prevention_only, subject_terms)
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
@@ -118,7 +119,10 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     putting blood"), so a loosely worded subject is called "this"."""
     t, u = table("answer")["bottom_line"], evidence.understanding
     key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
-    if key == "limited_treatment" and not any(s.profile.design in TRIALS for s in evidence.tested):
+    trials = [s for s in evidence.tested if s.profile.design in TRIALS]
+    if key == "limited_treatment" and trials and all(prevention_only(evidence, s) for s in trials):
+        key = "limited_treatment_prevention"
+    elif key == "limited_treatment" and not trials:
         key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.

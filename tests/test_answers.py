@@ -293,3 +293,42 @@ def test_a_finding_leads_the_bottom_line_and_is_the_cited_studys_own(assistant, 
 def test_a_subject_no_study_mentions_is_named_in_the_refusal(assistant):
     answer = assistant.ask("my physio wants me to try acupuncture, is there anything on that")
     assert answer.status == "no_evidence" and "acupuncture" in answer.bottom_line
+
+
+def test_a_prevention_trial_does_not_answer_treating_the_illness(assistant):
+    """COVID-OUT gave metformin in the first days of COVID: it answers "can it prevent long COVID",
+    not "does it help the long COVID I have had for two years"."""
+    treating = assistant.ask("does metformin help long covid? ive had it for 2 years")
+    assert treating.verdict == "limited" and "to prevent long COVID" in treating.bottom_line
+    assert "seems to help" not in treating.bottom_line.lower()
+    preventing = assistant.ask("can metformin stop you getting long covid if you take it when you first get covid")
+    assert preventing.verdict == "supported"
+
+
+def test_a_question_nothing_in_the_library_is_about_is_refused_without_naming_what_it_has(assistant):
+    """'crashing' maps to post-exertional malaise, which many studies cover: the refusal must not say
+    the library lacks it."""
+    answer = assistant.ask("is it safe to get pregnant with ME? will pregnancy make it worse, scared of crashing with a newborn")
+    assert answer.status == "no_evidence"
+    assert "post-exertional" not in answer.bottom_line and "crash" not in answer.bottom_line.lower()
+
+
+def test_a_spelled_out_therapy_is_the_subject(assistant):
+    """Not 'behavioural cognitive therapy' matched loosely to an oxaloacetate trial's thinking tests."""
+    answer = assistant.ask("What does the trial evidence show for cognitive behavioural therapy as a treatment for ME/CFS?")
+    assert answer.subject == "cognitive behavioural therapy" and answer.verdict != "mixed"
+    assert "oxaloacetate" not in answer.bottom_line
+
+
+@pytest.mark.parametrize("text, clause", [
+    ("IL-6 was higher in patients, while TNF did not differ from controls.", "IL-6 was higher in patients."),
+    ("Fatigue fell in the treated group; sleep was unchanged in both groups.", "Fatigue fell in the treated group."),
+    ("IL-6, TNF, and IL-1 beta were higher in patients than in controls.", None),  # a list, not clauses
+    ("Patients rested more, and slept less.", None),  # too short to stand alone
+])
+def test_a_finding_is_cut_only_where_its_first_clause_stands_alone(text, clause):
+    from assistant.store import ScoredUnit, UnitId
+    from assistant.writer import _first_clause
+
+    cut = _first_clause(ScoredUnit(id=UnitId("s", Role.OBSERVED, 0), text=text, score=0.5))
+    assert (cut.text if cut else None) == clause
