@@ -55,22 +55,27 @@ class TemplateWriter:
         # the evidence's strength follows; a treatment question is answered by the verdict itself.
         after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
         strength = after or frame
-        budget = t["max_words"] - _words(" ".join([*warm, strength]))
-        lead = self._lead_sentence(evidence, texts, budget)
-        lead = plain(lead) if mode == "patient" else lead
+        other = self._other_side(evidence, texts) if verdict == "mixed" else ""
+        budget = t["max_words"] - _words(" ".join([*warm, strength, other]))
+        lead = self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
+        lead = " ".join(p for p in (plain(lead) if mode == "patient" else lead, other) if p)
         fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
         parts = [*warm, lead, strength] if after and lead else [*warm, frame, lead]
         return Written(" ".join(p for p in parts if p), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
-    def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
+    def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int, own_finding: bool = False) -> str:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
         the finding fits the budget (a paraphrase of direction alone says too little: "found lower
         levels" of what?), labelled as related when the study did not test the subject itself; else its
-        direction when that fits the question, else a pointer below (only to a study that tested it)."""
+        direction when that fits the question, else a pointer below (only to a study that tested it).
+        With `own_finding` (the other side follows) only the finding its direction was read from is
+        quoted, so that the two sides are what disagrees."""
         t = texts["bottom_line"]
         lead = (evidence.tested or evidence.studies)[0]
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
+        if own_finding and finding and not (lead.profile.finding and finding.id == lead.profile.finding.id):
+            finding = None
         # For a treatment question, what a trial of another treatment found is never "related": "the
         # symptoms that improved most were cognitive" would read as the asked treatment's effect.
         other_trial = evidence.understanding.question_type == "treatment" and lead.profile.design in TRIALS
@@ -88,6 +93,15 @@ class TemplateWriter:
         fits = _says_plainly(lead, evidence.understanding.question_type)
         plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         return plain_sentence if _words(plain_sentence) <= budget else ""
+
+    @staticmethod
+    def _other_side(evidence: EvidenceSet, texts: dict) -> str:
+        """For mixed results: the first study that disagrees with the lead one, in plain words."""
+        lead = (evidence.tested or evidence.studies)[0]
+        for a, b in disagreements(evidence):
+            if lead in (a, b):
+                return texts["bottom_line"]["other_side"].format(**_describe(b if a is lead else a, texts))
+        return ""
 
     def _short(self, evidence: EvidenceSet, texts: dict, budget: int) -> str:
         """One plain sentence per cited study (what it found, or that it did not test the subject),
