@@ -10,7 +10,11 @@ from ..study import Pem, Role, Section, Study
 # Ordered: the first rule whose pattern matches the study's text decides its type.
 TYPE_RULES = [
     ("systematic-review", r"systematic (literature )?review|meta-analys[ie]s|scoping review"),
-    ("protocol", r"study protocol|\bprotocol for\b|trial protocol|\bwill (be )?(recruit|randomi[sz]e|enrol|assess|measure)"),
+    ("protocol", r"study protocol|\bprotocol for\b|trial protocol|\bwill (be )?(recruit|randomi[sz]e|enrol|assess|measure)|"
+                 r"recruitment phase|results (have|are) not yet|not yet (been )?(published|available|reported)|"
+                 r"\b(currently )?ongoing (randomi[sz]ed|clinical|placebo|phase|double-blind)"),
+    # A review that describes trials is not one ("a narrative literature review of randomised trials").
+    ("review", r"narrative (literature )?review|\bliterature review"),
     ("guideline", r"\bguideline|consensus recommendations|practice guide|leitfaden"),
     ("case-report", r"case report|case series|case-series|a single patient|\ba case of\b|\bone patient\b|\b(an?|one) (extremely |very )?severe \S+ patient\b|\b\d+-year-old (man|woman|male|female|patient)"),
     ("non-randomised-trial", r"open-label|single-arm|uncontrolled|non-randomi[sz]ed|proof[- ]of[- ]concept|observational study of .{0,40}(treatment|therapy|immunoadsorption)"),
