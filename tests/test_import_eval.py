@@ -6,6 +6,8 @@ a second blind set (R2: 526 sentences, 60 studies) 0.742 / 0.869 / type 0.750 / 
 (evals/reports/2026-11-26-import-fidelity-runs.md). R2 then joined dev (the layer retrained, cohort
 typed only when people are followed over time), and a third blind set (R3: 467 sentences, 60 studies)
 was run once: 0.760 / 0.879 / type 0.600 / PEM 0.967 (evals/reports/2026-11-27-import-fidelity-R3.md).
+R3 then joined dev, and a fourth blind set (R4: 485 sentences, 60 studies) was run once: 0.703 / 0.913 /
+type 0.678 / PEM 1.0 (evals/reports/2026-11-27-import-fidelity-R4.md).
 The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
@@ -26,13 +28,14 @@ def shared():
 
 def labels(name: str, which: str) -> list[dict]:
     items = read(EVALS / name)
-    if which == "R3":
-        return [i for i in items if i.get("set") == "R3"]
-    return [i for i in items if i["split"] == which and i.get("set") != "R3"]
+    if which == "R4":
+        return [i for i in items if i.get("set") == "R4"]
+    return [i for i in items if i["split"] == which and i.get("set") != "R4"]
 
 
-# split: (role accuracy, observed precision, study type, PEM) reached, a little below
-FLOORS = {"dev": (0.95, 0.98, 0.77, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R3": (0.74, 0.86, 0.58, 0.95)}
+# split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
+# part, R2 and R3 (R3 joined after its first run); "frozen" is R1's frozen third; R4 is the newest blind set.
+FLOORS = {"dev": (0.89, 0.96, 0.74, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R4": (0.69, 0.90, 0.66, 0.95)}
 
 
 @pytest.mark.parametrize("which", list(FLOORS))
