@@ -48,5 +48,5 @@ def test_roles_and_observed_precision_do_not_regress(shared, which):
 @pytest.mark.parametrize("which", list(FLOORS))
 def test_study_type_and_pem_do_not_regress(shared, which):
     s = score_studies(labels("study_labels.jsonl", which), shared)["summary"]
-    assert s["matched"] == s["labelled"]
+    assert s["matched"] + s["refused"] == s["labelled"]  # a refused source is one the importer names an error for
     assert s["study_type_accuracy"] >= FLOORS[which][2] and s["pem_accuracy"] >= FLOORS[which][3], s
