@@ -125,7 +125,7 @@ def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
     words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
     patterns = tuple(synonyms(understanding.subject)) if understanding.named else ()
-    head = "" if understanding.named else _stem(understanding.subject.split()[0].lower()) if understanding.subject else ""
+    head = _stem(understanding.subject.split()[0].lower()) if understanding.subject and not understanding.named else ""
     return Terms(frozenset(words), understanding.named, patterns, head)
 
 

@@ -214,8 +214,11 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
 
 
 # Where a finding joins a second clause to its first: what comes before is still true on its own
-# ("IL-6 was higher in patients, while TNF did not differ" -> "IL-6 was higher in patients").
-CLAUSE_BREAK = re.compile(r"(?:;|,? (?:while|whereas)|, (?:and|but)|, which) ")
+# ("IL-6 was higher in patients, while TNF did not differ" -> "IL-6 was higher in patients"), unless an
+# "and" clause qualifies it ("…, and the difference disappeared after adjustment"): then it is kept whole.
+CLAUSE_BREAK = re.compile(r"(;|,? while|,? whereas|, and) ")
+QUALIFIES = re.compile(r"\b(not|no|non\w*|only|adjust\w*|disappear\w*|except|although|however|but|unless|weak\w*|"
+                       r"trend\w*|significan\w*|this|these|that|it)\b", re.I)
 FINITE = re.compile(r"\b(was|were|is|are|had|has|did|does|showed|found|rose|fell|increased|decreased|differed|"
                     r"improved|worsened|reported|predicted|remained|stayed|correlated|tracked|responded)\b", re.I)
 
@@ -223,8 +226,9 @@ FINITE = re.compile(r"\b(was|were|is|are|had|has|did|does|showed|found|rose|fell
 def _first_clause(unit: ScoredUnit) -> ScoredUnit | None:
     """The unit's first clause, quoted as itself, when the unit joins a second one and the first can
     stand alone (it has a verb of its own: "IL-6, TNF, and IL-1β were higher" is a list, not clauses)."""
-    head = CLAUSE_BREAK.split(unit.text, maxsplit=1)[0].rstrip(" ,")
-    if head == unit.text or _words(head) < 5 or not FINITE.search(head):
+    head, *rest = CLAUSE_BREAK.split(unit.text, maxsplit=1)  # [head, separator, rest] when it splits
+    head = head.rstrip(" ,")
+    if not rest or rest[0] == ", and" and QUALIFIES.search(rest[1]) or _words(head) < 5 or not FINITE.search(head):
         return None
     return replace(unit, text=head + ".")
 

@@ -325,6 +325,8 @@ def test_a_spelled_out_therapy_is_the_subject(assistant):
     ("Fatigue fell in the treated group; sleep was unchanged in both groups.", "Fatigue fell in the treated group."),
     ("IL-6, TNF, and IL-1 beta were higher in patients than in controls.", None),  # a list, not clauses
     ("Patients rested more, and slept less.", None),  # too short to stand alone
+    ("Fatigue scores fell in the treated group, and this difference disappeared after adjustment.", None),
+    ("Grip strength rose after the first dose, while heart rate did not change.", "Grip strength rose after the first dose."),
 ])
 def test_a_finding_is_cut_only_where_its_first_clause_stands_alone(text, clause):
     from assistant.store import ScoredUnit, UnitId

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 
 from ..prompts import PROMPTS_DIR, table
-from ..tfidf import sublinear_tfidf
 from ..study import Role
+from ..tfidf import sublinear_tfidf
 
 
 @dataclass
