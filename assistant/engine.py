@@ -163,10 +163,8 @@ class Assistant:
         names = self.evidence.missing(understood.topic)  # a name no study contains ("valganciclovir")
         if names:
             missing = " and ".join(names[:2])
-        elif understood.named:
-            missing = "" if self.evidence.known(understood.subject) else understood.name
-        else:
-            missing = " ".join(w for w in understood.subject.split() if not self.evidence.known(w))
+        else:  # everyday words the library lacks read badly as a subject ("looked at mins shuts")
+            missing = understood.name if understood.named and not self.evidence.known(understood.subject) else ""
         answer.bottom_line = texts["no_evidence" if missing else "no_evidence_loose"].format(subject=missing)
         if filters.active and not filters.study_ids:
             count = self._studies_without_filters(understood, search_vector, topic_vector)
