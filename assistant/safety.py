@@ -110,6 +110,7 @@ class SafetyGate:
             "dose": Rules(advice["dose"]), "dose_asked": Rules(advice["dose_asked"]),
             "dose_for_me": Rules([advice["dose_for_me"]]),
             "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
+            "not_treatment_decision": Rules([advice["not_treatment_decision"]]),
             "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
             "thresholds": spec["thresholds"],
             "calm": self.fixed("safety-calm", spec["calm"]["intents"]),
@@ -208,7 +209,8 @@ class SafetyGate:
         spec = self._spec
         personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
-        asked = spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or spec["decision"].first(text))
+        decision = spec["decision"].first(text) is not None and spec["not_treatment_decision"].first(text) is None
+        asked = spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or decision)
         # "What did the trial use, and should I take the same?" asks for oneself despite the study frame.
         dose = spec["dose_for_me"].first(text) is not None or not about_studies and asked
         diagnosis = not spec["diagnosis_research"].first(text) and spec["diagnosis"].first(text) is not None
