@@ -1,10 +1,10 @@
 """Train the safety gate's learned layer (prompts/safety_learned.json) from labelled messages.
 
 A logistic regression over character n-grams (2-5, TF-IDF), danger (crisis or emergency) against
-everything else, on every dev message of evals/safety.jsonl (written by helpers who never read the gate)
-the described intents of prompts/safety.toml, and, as calm examples, the everyday questions of the answer
-evals (their dev splits; a safety-labelled question is left out). Character n-grams read typos, inflections and the five
-languages alike; in leave-one-set-out cross-validation over sets E-O they found 0.949 of the held-out
+everything else, on every dev message of evals/safety.jsonl (written by helpers who never read the gate),
+the described intents of prompts/safety.toml and, as calm examples, the everyday questions of the
+answer evals (their dev splits; a safety-labelled question is left out). Character n-grams read typos,
+inflections and the five languages alike; in leave-one-set-out cross-validation over sets E-O they found 0.949 of the held-out
 crises at 2 % false alarms, against 0.801 for the multilingual-e5-small embeddings used before
 (docs/SAFETY.md). The weights are data, read with numpy at run time (assistant/tfidf.py); scikit-learn
 is needed only here.
