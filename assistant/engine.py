@@ -163,8 +163,11 @@ class Assistant:
         names = self.evidence.missing(understood.topic)  # a name no study contains ("valganciclovir")
         if names:
             missing = " and ".join(names[:2])
-        else:  # everyday words the library lacks read badly as a subject ("looked at mins shuts")
-            missing = understood.name if understood.named and not self.evidence.known(understood.subject) else ""
+        elif understood.named:
+            missing = "" if self.evidence.known(understood.subject) else understood.name
+        else:  # the loose subject's words no study has ("yoga", "hypothyroidism"), not clipped forms ("mins shuts")
+            lacking = [w for w in understood.subject.split() if not self.evidence.known(w) and self.evidence.nameable(w)]
+            missing = " ".join(lacking) if len(lacking) <= 3 else ""  # more reads as a list of the question's words
         answer.bottom_line = texts["no_evidence" if missing else "no_evidence_loose"].format(subject=missing)
         if filters.active and not filters.study_ids:
             count = self._studies_without_filters(understood, search_vector, topic_vector)

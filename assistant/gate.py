@@ -145,6 +145,16 @@ class EvidenceCheck:
                 known.append(word)
         return " ".join((technical + known)[:3]) or words
 
+    def nameable(self, word: str) -> bool:
+        """A word that reads as a subject: a whole word of the embedding vocabulary ("yoga", "pregnancy")
+        or a technical one ("acupuncture", "hypothyroidism"), not an inflected or clipped form the
+        vocabulary lacks ("shuts", "mins", "wifes")."""
+        from wordfreq import zipf_frequency
+
+        word = word.lower()
+        inflected = word.endswith("s") and word[:-1] in self.vocabulary
+        return word in self.vocabulary or not inflected and zipf_frequency(word, "en") < 3.5
+
     def names_in_library(self, question: str) -> bool:
         """The question uses a technical word (not everyday language) that some study contains."""
         words = [w for w in _words(question) if w not in self.generic and len(w) > 3 and w not in self.vocabulary]

@@ -295,6 +295,19 @@ def test_a_subject_no_study_mentions_is_named_in_the_refusal(assistant):
     assert answer.status == "no_evidence" and "acupuncture" in answer.bottom_line
 
 
+def test_a_refusal_does_not_name_clipped_words_as_the_subject(assistant):
+    """'mins' and 'shuts' are the asker's wording, not a subject the library lacks; 'yoga' is one."""
+    from dataclasses import replace
+
+    from assistant.retrieve import Filters
+    from assistant.understand import understand
+
+    question = "after reading for 10 mins my brain just shuts off, is that normal"
+    understood = replace(understand(question), subject="mins shuts after", named=False)
+    answer = assistant._no_evidence(question, understood, None, None, Filters())
+    assert answer.bottom_line == table("answer")["bottom_line"]["no_evidence_loose"]
+
+
 def test_a_prevention_trial_does_not_answer_treating_the_illness(assistant):
     """COVID-OUT gave metformin in the first days of COVID: it answers "can it prevent long COVID",
     not "does it help the long COVID I have had for two years"."""
