@@ -238,11 +238,11 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c70) after tuning 535 of 560 unsupported dropped and 313 of 352
-# faithful kept; on the frozen split c71–c94's first run 157 of 192 and 122 of 179
-# (evals/reports/2026-11-27-llm-verifier-c71-c94-first-run.md). The issue's targets (100 % dropped, ≥ 95 %
-# kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.91, 0.81), "frozen": (0.81, 0.68)}
+# What the verifier reached: on dev (c01–c94) after tuning 692 of 752 unsupported dropped and 438 of 531
+# faithful kept; on the frozen split c95–c115's first run 156 of 168 and 107 of 151
+# (evals/reports/2026-11-27-llm-verifier-c95-c115-first-run.md). The issue's targets (100 % dropped,
+# ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
+FLOORS = {"dev": (0.91, 0.81), "frozen": (0.92, 0.70)}
 
 
 @pytest.mark.slow
