@@ -67,6 +67,11 @@ class EvidenceSet:
         tested = [s for s in self.studies if s.profile.tested]
         return sorted(tested, key=lambda s: s.profile.direction == "unclear")
 
+    @property
+    def lead(self) -> StudyEvidence:
+        """The study the answer rests on: the first that tested the subject, else the first cited."""
+        return (self.tested or self.studies)[0]
+
 
 @cache
 def _spec() -> dict:
@@ -149,11 +154,11 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
     against = _against_comparison(observed, terms) if treatment and study.study_type in TRIALS else None
     if against and not dangling(against[1].text):
         finding = against[1]
-    about_study = " ".join([study.title, study.participants or "", *study.items(Role.SUMMARY)])
     return Profile(design=study.study_type, participants=participants(study.participants), pem=study.pem.value,
                    tested=tested, finding=finding,
                    direction=against[0] if against else study_direction(observed, finding, terms),
-                   prevention=study.study_type in TRIALS and bool(spec["prevention"].search(about_study)))
+                   prevention=study.study_type in TRIALS and bool(spec["prevention"].search(
+                       " ".join([study.title, study.participants or "", *study.items(Role.SUMMARY)]))))
 
 
 def study_direction(units: list[ScoredUnit], finding: ScoredUnit | None, terms: Terms, reach: int = 3) -> str:

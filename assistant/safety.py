@@ -168,8 +168,7 @@ class SafetyGate:
         if not literal.strip():
             return
         model = self._learned
-        index, values = sublinear_tfidf(char_ngrams(literal, *model["ngrams"]), model["vocabulary"], model["idf"])
-        danger = float(1 / (1 + np.exp(-(values @ model["weights"][index] + model["bias"]))))
+        danger = learned_danger(model, literal)
         call.scores["learned"] = round(danger, 3)
         if danger >= (self._spec["thresholds"]["learned_research"] if call.level == SUPPORT else model["threshold"]):
             call.level = BORDERLINE
@@ -221,6 +220,13 @@ class SafetyGate:
         if mode == "clinician" or PROFESSIONAL.search(question):
             return "professional"
         return "other" if OTHER.search(question) and not SELF_AT_RISK.search(question) else "self"
+
+
+def learned_danger(model: dict, text: str) -> float:
+    """The learned layer's probability of danger for a text (model: prompts/safety_learned.json with
+    `idf` and `weights` as arrays): logistic regression over its character n-gram TF-IDF vector."""
+    index, values = sublinear_tfidf(char_ngrams(text, *model["ngrams"]), model["vocabulary"], model["idf"])
+    return float(1 / (1 + np.exp(-(values @ model["weights"][index] + model["bias"]))))
 
 
 def _rank(level: str) -> int:

@@ -71,7 +71,7 @@ class TemplateWriter:
         With `own_finding` (the other side follows) only the finding its direction was read from is
         quoted, so that the two sides are what disagrees."""
         t = texts["bottom_line"]
-        lead = (evidence.tested or evidence.studies)[0]
+        lead = evidence.lead
         fill = _describe(lead, texts)
         finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
         if own_finding and finding and not (lead.profile.finding and finding.id == lead.profile.finding.id):
@@ -97,7 +97,7 @@ class TemplateWriter:
     @staticmethod
     def _other_side(evidence: EvidenceSet, texts: dict) -> str:
         """For mixed results: the first study that disagrees with the lead one, in plain words."""
-        lead = (evidence.tested or evidence.studies)[0]
+        lead = evidence.lead
         for a, b in disagreements(evidence):
             if lead in (a, b):
                 return texts["bottom_line"]["other_side"].format(**_describe(b if a is lead else a, texts))
@@ -108,7 +108,7 @@ class TemplateWriter:
         the disagreements, then what the lead study cannot tell you, in its own words; within the
         mode's word budget (the first study and the limits always stay)."""
         t = texts["short_plain"]
-        lead = (evidence.tested or evidence.studies)[0]
+        lead = evidence.lead
         causal = bool(CAUSAL_CUES.search(evidence.understanding.search_text))
         limits = lead.limits(causal)[:1]
         closing = [t["limits"].format(text=cited(limits[0].text, lead.n))] if limits else []
@@ -203,14 +203,16 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     observed = [u for u in study.units.get(Role.OBSERVED, [])
                 if not cues("roles", "methods").find(u.text) and u.score >= MIN_FINDING_SCORE]
     lead = study.profile.finding
-    for candidates in (observed, [c for u in observed if (c := _first_clause(u))]):
+
+    def pick(candidates: list[ScoredUnit]) -> ScoredUnit | None:
         fitting = [u for u in candidates if _words(u.text) <= min(budget, FINDING_WORDS)]
         if lead and (same := [u for u in fitting if u.id == lead.id]):
             return same[0]
         unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
-        if unit and not dangling(unit.text):
-            return unit
-    return None
+        return unit if unit and not dangling(unit.text) else None
+
+    # First clauses are cut only when no whole finding fits.
+    return pick(observed) or pick([c for u in observed if (c := _first_clause(u))])
 
 
 # Where a finding joins a second clause to its first: what comes before is still true on its own

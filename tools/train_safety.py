@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from assistant.tfidf import char_ngrams, sublinear_tfidf  # noqa: E402
+from assistant.safety import learned_danger  # noqa: E402
 
 NGRAMS = (2, 5)
 C = 32
@@ -75,12 +75,10 @@ def everyday_questions() -> list[str]:
 
 
 def check(out: dict, texts: list[str], expected: np.ndarray) -> None:
-    """The run-time reading (assistant/tfidf.py) must give scikit-learn's probabilities."""
-    idf, weights = np.asarray(out["idf"]), np.asarray(out["weights"])
+    """The gate's own reading (assistant/safety.learned_danger) must give scikit-learn's probabilities."""
+    model = {**out, "idf": np.asarray(out["idf"]), "weights": np.asarray(out["weights"])}
     for text, want in zip(texts, expected):
-        index, values = sublinear_tfidf(char_ngrams(text, *out["ngrams"]), out["vocabulary"], idf)
-        got = 1 / (1 + np.exp(-(values @ weights[index] + out["bias"])))
-        if abs(got - want) > 1e-3:
+        if abs((got := learned_danger(model, text)) - want) > 1e-3:
             raise SystemExit(f"run-time reading differs from scikit-learn ({got:.4f} vs {want:.4f}) on {text[:60]!r}")
 
 
