@@ -104,6 +104,7 @@ class SafetyGate:
             "figures": Rules(spec["figures_of_speech"]),
             "research_topic": Rules(spec["research"]["topic"]),
             "research_frame": Rules(spec["research"]["frame"]),
+            "reassurance": Rules(spec["reassurance"]),
             "study_frame": Rules(advice["study_frame"]),
             "personal": Rules([advice["personal"]]),
             "diagnosis_research": Rules([advice["research"]]),
@@ -147,9 +148,14 @@ class SafetyGate:
         if research:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
-        self._embedding_layer(literal, question, vector, call)
+        # Research framing, or the writer's own word that they are safe, asks more of the layers below.
+        reassured = spec["reassurance"].first(question.replace("’", "'"))
+        cautious = research or reassured is not None
+        if reassured:
+            call.why.append(f"stated safety {reassured}")
+        self._embedding_layer(literal, question, vector, call, cautious)
         if call.level in (NONE, SUPPORT):
-            self._learned_layer(literal, call)
+            self._learned_layer(literal, call, cautious)
         return call
 
     @cached_property
@@ -158,24 +164,26 @@ class SafetyGate:
         data["idf"], data["weights"] = np.asarray(data["idf"]), np.asarray(data["weights"])
         return data
 
-    def _learned_layer(self, literal: str, call: SafetyCall) -> None:
+    def _learned_layer(self, literal: str, call: SafetyCall, cautious: bool = False) -> None:
         """Danger learned from labelled messages in five languages (tools/train_safety.py), read from
         character n-grams, so typos and the other languages count too: the rules and the English
         intents miss most indirect and non-English crises. It only ever raises a question to the
         fail-safe middle (resources first, the research answer below), never to resources alone; a
-        question framed as research needs a higher score ("what's the research on refusing food … I've
-        been refusing since Monday")."""
+        question framed as research, or whose writer says they are safe, needs a higher score ("what's
+        the research on refusing food … I've been refusing since Monday")."""
         if not literal.strip():
             return
         model = self._learned
         danger = learned_danger(model, literal)
         call.scores["learned"] = round(danger, 3)
-        if danger >= (self._spec["thresholds"]["learned_research"] if call.level == SUPPORT else model["threshold"]):
+        limits = self._spec["thresholds"]
+        threshold = limits["learned_research"] if call.level == SUPPORT else limits["learned_reassured"] if cautious else model["threshold"]
+        if danger >= threshold:
             call.level = BORDERLINE
             call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
             call.why.append(f"learned layer: danger {danger:.2f}")
 
-    def _embedding_layer(self, literal: str, question: str, vector, call: SafetyCall) -> None:
+    def _embedding_layer(self, literal: str, question: str, vector, call: SafetyCall, cautious: bool = False) -> None:
         spec, limits = self._spec, self._spec["thresholds"]
         if not literal.strip():
             return
@@ -190,10 +198,10 @@ class SafetyGate:
             call.scores[name] = round(score, 3)
             # A question framed as research gets the support line anyway: only a likeness as close as
             # an urgent one puts resources first ("as a GP, how do I ask about suicidal thoughts?").
-            floor = limits[name] if call.level == SUPPORT else limits.get(f"borderline_{name}", limits["borderline"])
+            floor = limits[name] if cautious else limits.get(f"borderline_{name}", limits["borderline"])
             if score < floor or calm - score > limits["calm_margin"]:
                 continue
-            level = URGENT if score >= limits[name] and call.level != SUPPORT else BORDERLINE
+            level = URGENT if score >= limits[name] and not cautious else BORDERLINE
             if _rank(level) > _rank(call.level):
                 call.level, call.kind = level, name
                 call.why.append(f"{name}: like '{spec[f'{name}_intents'][best]}' ({score:.2f}; calm {calm:.2f})")
