@@ -36,6 +36,7 @@ class Profile:
     direction: str
     finding: ScoredUnit | None
     prevention: bool = False  # a trial that gave the treatment early in an infection, to prevent long COVID
+    coverage: float = 0.0  # the share of the subject's words that its title, summary and finding use
 
 
 @dataclass
@@ -65,7 +66,7 @@ class EvidenceSet:
     def tested(self) -> list[StudyEvidence]:
         """Studies that tested or measured the subject, those with a clear finding first."""
         tested = [s for s in self.studies if s.profile.tested]
-        return sorted(tested, key=lambda s: s.profile.direction == "unclear")
+        return sorted(tested, key=lambda s: (s.profile.direction == "unclear", -s.profile.coverage))
 
     @property
     def lead(self) -> StudyEvidence:
@@ -118,12 +119,22 @@ class Terms:
     def found_in(self, text: str) -> bool:
         if not self.words:
             return True
-        found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())}
-        hits = [w for w in self.words if w in found or _shares_root(w, found)]
+        hits = self._hits(text)
         if not self.every:
             return bool(hits)
         needed = len(self.words) - 1 if len(self.words) >= 3 else len(self.words)
         return len(hits) >= needed or any(p.search(text) for p in self.patterns)
+
+    def coverage(self, text: str) -> float:
+        """How much of the subject a text names: 'plasma cell depletion' is named more by a study of
+        daratumumab and plasma cells than by a survey that lists forty treatments."""
+        if not self.words:
+            return 0.0
+        return 1.0 if any(p.search(text) for p in self.patterns) else len(self._hits(text)) / len(self.words)
+
+    def _hits(self, text: str) -> list[str]:
+        found = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower())}
+        return [w for w in self.words if w in found or _shares_root(w, found)]
 
 
 def subject_terms(understanding: Understanding) -> Terms:
@@ -158,7 +169,8 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
                    tested=tested, finding=finding,
                    direction=against[0] if against else study_direction(observed, finding, terms),
                    prevention=study.study_type in TRIALS and bool(spec["prevention"].search(
-                       " ".join([study.title, study.participants or "", *study.items(Role.SUMMARY)]))))
+                       " ".join([study.title, study.participants or "", *study.items(Role.SUMMARY)]))),
+                   coverage=terms.coverage(" ".join([study.title, *study.items(Role.SUMMARY), finding.text if finding else ""])))
 
 
 def study_direction(units: list[ScoredUnit], finding: ScoredUnit | None, terms: Terms, reach: int = 3) -> str:

@@ -73,18 +73,22 @@ class TemplateWriter:
         t = texts["bottom_line"]
         lead = evidence.lead
         fill = _describe(lead, texts)
-        finding = _finding_for(lead, evidence, budget - _words(t["quote"].format(**fill, finding="")))
-        if own_finding and finding and not (lead.profile.finding and finding.id == lead.profile.finding.id):
-            finding = None
         # For a treatment question, what a trial of another treatment found is never "related": "the
         # symptoms that improved most were cognitive" would read as the asked treatment's effect.
         other_trial = evidence.understanding.question_type == "treatment" and lead.profile.design in TRIALS
-        related = (finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
-                   and not other_trial)
-        if finding and (lead.profile.tested or related):
-            sentence = t["quote" if lead.profile.tested else "related"].format(**fill, finding=cited(_lowered(finding.text), lead.n))
-            if _words(sentence) <= budget:
-                return sentence
+        # Within a tight budget the finding is worth more than the study's description, which the short
+        # answer and the evidence table give anyway ("found higher levels" says too little).
+        for key in ("quote", "quote_brief") if lead.profile.tested else ("related", "related_brief"):
+            room = budget - _words(t[key].format(**fill, finding="")) - 1  # the citation mark is a word
+            finding = _finding_for(lead, evidence, room)
+            if own_finding and finding and not (lead.profile.finding and finding.id == lead.profile.finding.id):
+                finding = None
+            related = (finding and finding.score >= RELATED_FINDING_SCORE and lead.study.study_type != "protocol"
+                       and not other_trial)
+            if finding and (lead.profile.tested or related):
+                sentence = t[key].format(**fill, finding=cited(_lowered(finding.text), lead.n))
+                if _words(sentence) <= budget:
+                    return sentence
         # A study that did not test the subject, with no finding close to the question, is not
         # offered as "the closest study" (a metformin trial for a rituximab question): the verdict
         # sentence stands alone and the short answer says what each study did and did not test.
