@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -159,6 +159,8 @@ class SentenceVerifier:
     # sentence counts as bound to the wrong study (on dev 0.1 dropped 4 more wrong citations, and no
     # faithful sentence, against 0.03-0.06 which dropped 2-3 faithful ones).
     wrong_source_margin = 0.1
+    # How close a sentence must be to the verdict sentence to count as saying it again.
+    frame_similarity = 0.75
 
     def __init__(self, evidence: EvidenceSet, supplied: list[Supply], verdict: str, fixed: list[str],
                  embed: Callable[[list[str]], np.ndarray], min_similarity: float, min_coverage: float):
@@ -186,7 +188,15 @@ class SentenceVerifier:
         body = self.body(sentence)
         if reasons := self._form(sentence, body, given):
             return Check(sentence, False, reasons)
-        similarity = self.vectors @ (vector if vector is not None else self.embed([body])[0])
+        vector = vector if vector is not None else self.embed([body])[0]
+        similarity = self.vectors @ vector
+        if self._restates_verdict(body, vector, given):
+            # It rests on the verdict, and through it on each cited source's unit closest to it.
+            rests = {}
+            for i in np.argsort(-similarity):
+                rests.setdefault(self.supplied[i].n, self.supplied[i])
+            units = [rests[n] for n in sorted(given) if n in rests]
+            return Check(_recite(body, [s.n for s in units]), True, [], [s.unit.id for s in units], [s.n for s in units])
         near = [i for i in np.argsort(-similarity) if similarity[i] >= self.min_similarity]
         if not near:
             best = float(similarity.max()) if len(similarity) else 0.0
@@ -210,6 +220,26 @@ class SentenceVerifier:
             return Check(sentence, False, reasons)
         cites = sorted({s.n for s in support[:3]})
         return Check(_recite(body, cites), True, [], [s.unit.id for s in support[:3]], cites)
+
+    def _restates_verdict(self, body: str, vector: np.ndarray, given: set[int]) -> bool:
+        """A sentence that says again, in its own words, what the verdict sentence says ("There is only
+        early evidence on vitamin D, and it is not enough to be sure"): close to it, every content word
+        and number in it or in the cited sources' units, and no certainty, cause or contradiction."""
+        frames = [f for f in self.fixed if f]
+        if not frames or max(float(v @ vector) for v in self._frame_vectors) < self.frame_similarity:
+            return False
+        cited = [s for s in self.supplied if s.n in given]
+        said = " ".join([*frames, *(s.unit.text for s in cited)]).lower()
+        stems = set(_stems(said))
+        words = [w for w in _stems(body) if not w.isdigit() and len(w) > 2 and w not in self.function and w not in NUMBER_WORDS]
+        allowed = _numbers(said) | _numbers(self.evidence.question) | {str(i) for i in range(len(self.studies) + 1)}
+        stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
+        return (all(self._covered(w, stems) for w in words) and stated <= allowed and not _names_missing(body, said, self)
+                and not self._wording(body, cited))
+
+    @cached_property
+    def _frame_vectors(self) -> np.ndarray:
+        return self.embed([f for f in self.fixed if f])
 
     @staticmethod
     def _rests_on(body: str, support: list[Supply], scores: np.ndarray, margin: float = 0.1) -> Supply:
@@ -322,6 +352,10 @@ class SentenceVerifier:
                 reasons.append(f"contradicts the verdict ({self.verdict})")
                 break
         return reasons
+
+
+def _names_missing(body: str, said: str, verifier: "SentenceVerifier") -> bool:
+    return any(not verifier._named(name, said, set(_stems(said))) for name in _names(body))
 
 
 def _opposed(body: str, text: str) -> str:
