@@ -94,6 +94,11 @@ class Assistant:
         understood = understand(asked)
         if not understood.named:
             understood = replace(understood, subject=self.evidence.name_subject(understood.subject))
+        elif understood.subject in context_terms() and (names := [w for w in self.evidence.library_names(understood.topic)
+                                                                   if w.lower() not in understood.subject.lower()]):
+            # "Any RCT data on oxaloacetate?": the context ("randomised trial") is not what is asked
+            # about when the question names something a study contains.
+            understood = replace(understood, subject=" ".join(dict.fromkeys(names[:3])), named=False)
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         # Often two of them are the same text (most questions are their own search text): each distinct
         # text is encoded once, which is most of the time an answer takes on a CPU.

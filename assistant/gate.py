@@ -157,8 +157,12 @@ class EvidenceCheck:
 
     def names_in_library(self, question: str) -> bool:
         """The question uses a technical word (not everyday language) that some study contains."""
+        return bool(self.library_names(question))
+
+    def library_names(self, question: str) -> list[str]:
+        """The question's technical words (not everyday language) that some study contains ('oxaloacetate')."""
         words = [w for w in _words(question) if w not in self.generic and len(w) > 3 and w not in self.vocabulary]
-        return any(self.df.get(t) for t in self.stem(words))
+        return [w for w, t in zip(words, self.stem(words)) if self.df.get(t)]
 
     def missing(self, question: str) -> list[str]:
         """Named or technical words of the question that no study contains ('hyperbaric', 'ampligen').
