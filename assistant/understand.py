@@ -41,6 +41,7 @@ def _lexicon() -> dict:
         "conversation": set(spec["conversation"]["words"]),
         "types": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types"].items()],
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
+        "mind": [re.compile(p, re.I) for p in spec["premise"]["mind"]],
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
         "warm": spec["emotion"]["warm"],
         "names": spec.get("names", {}),
@@ -102,6 +103,11 @@ def _type_model() -> tuple[np.ndarray, np.ndarray, list[str]] | None:
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     return np.asarray(data["weights"], dtype="float32"), np.asarray(data["bias"], dtype="float32"), data["classes"]
+
+
+def premise_of_mind(question: str) -> bool:
+    """The question presupposes that the illness is in the mind ("is it just in my head like my GP says")."""
+    return any(p.search(question) for p in _lexicon()["mind"])
 
 
 def context_terms() -> set[str]:

@@ -229,20 +229,29 @@ def outcomes(assistant, scripts, case_evidence):
 
 
 def scripted_outcomes(assistant, scripts, case_evidence, split):
+    """Each scripted line checked as the writer checks a reply: sentence by sentence (a helper may
+    script a two-sentence bottom line as one line); the line is kept only when all its sentences are."""
+    from assistant.verify import Check, sentences
+
     outcomes = []
     for case in sorted({line["case"] for line in scripts if split_of(line["case"]) == split}):
         verifier = verifier_for(assistant, *case_evidence[case])
         lines = [x for x in scripts if x["case"] == case]
-        vectors = assistant._embed([verifier.body(x["sentence"]) for x in lines])  # one batch per case
-        outcomes += [(line, verifier.check(line["sentence"], vector)) for line, vector in zip(lines, vectors)]
+        parts = [sentences(x["sentence"]) for x in lines]
+        vectors = iter(assistant._embed([verifier.body(s) for p in parts for s in p]))  # one batch per case
+        for line, pieces in zip(lines, parts):
+            checks = [verifier.check(s, next(vectors)) for s in pieces]
+            outcomes.append((line, checks[0] if len(checks) == 1 else Check(
+                " ".join(c.text for c in checks), all(c.kept for c in checks), [r for c in checks for r in c.reasons],
+                [u for c in checks for u in c.units], sorted({n for c in checks for n in c.citations}))))
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c94) after tuning 692 of 752 unsupported dropped and 438 of 531
-# faithful kept; on the frozen split c95–c115's first run 156 of 168 and 107 of 151
-# (evals/reports/2026-11-27-llm-verifier-c95-c115-first-run.md). The issue's targets (100 % dropped,
+# What the verifier reached: on dev (c01–c115) after tuning 0.922 of unsupported dropped and 0.805 of
+# faithful kept; on the frozen split c116–c162's first run 342 of 376 and 302 of 354
+# (evals/reports/2026-11-27-llm-verifier-c116-c162-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.91, 0.81), "frozen": (0.92, 0.70)}
+FLOORS = {"dev": (0.92, 0.80), "frozen": (0.90, 0.85)}
 
 
 @pytest.mark.slow
