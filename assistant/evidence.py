@@ -64,9 +64,12 @@ class EvidenceSet:
 
     @property
     def tested(self) -> list[StudyEvidence]:
-        """Studies that tested or measured the subject, those with a clear finding first."""
+        """Studies that tested or measured the subject: those that name most of it first, then the
+        closest to the question (a probiotic pilot before a microbiome survey for "could probiotics
+        help"; on dev the bottom line's lead was a key study 400 times of 530 this way against 380 when
+        a study with a clear direction came first)."""
         tested = [s for s in self.studies if s.profile.tested]
-        return sorted(tested, key=lambda s: (s.profile.direction == "unclear", -s.profile.coverage))
+        return sorted(tested, key=lambda s: (-round(s.profile.coverage, 1), -s.relevance))
 
     @property
     def lead(self) -> StudyEvidence:
