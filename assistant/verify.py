@@ -118,6 +118,11 @@ def _numbers(text: str) -> set[str]:
     return found
 
 
+def _stated(body: str) -> set[str]:
+    """The numbers a sentence states, in digits or words ("two studies"; zero and one are not figures)."""
+    return {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
+
+
 def _shares(numbers: set[str]) -> set[str]:
     """Whole percentages that one stated count makes of another ('7' and '24' give '29')."""
     counts = sorted({int(n) for n in numbers if n.isdigit() and 0 < int(n) < 100000})[:40]
@@ -231,11 +236,9 @@ class SentenceVerifier:
         cited = [s for s in self.supplied if s.n in given]
         said = " ".join([*frames, *(s.unit.text for s in cited)]).lower()
         stems = set(_stems(said))
-        words = [w for w in _stems(body) if not w.isdigit() and len(w) > 2 and w not in self.function and w not in NUMBER_WORDS]
         allowed = _numbers(said) | _numbers(self.evidence.question) | {str(i) for i in range(len(self.studies) + 1)}
-        stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
-        return (all(self._covered(w, stems) for w in words) and stated <= allowed and not _names_missing(body, said, self)
-                and not self._wording(body, cited))
+        return (all(self._covered(w, stems) for w in self._content_words(body)) and _stated(body) <= allowed
+                and all(self._named(name, said, stems) for name in _names(body)) and not self._wording(body, cited))
 
     @cached_property
     def _frame_vectors(self) -> np.ndarray:
@@ -271,13 +274,12 @@ class SentenceVerifier:
         reasons = []
         # A figure may come from any unit given for the studies the sentence rests on.
         allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
-        # Digits and number words; "two studies" is fine when two studies were given.
-        stated = {n.replace(",", "") for n in NUMBER.findall(body)} | (_numbers(body) - {"0", "1"})
+        stated = _stated(body)
         allowed |= _shares(stated & allowed)  # "seven of 24 (about 29%)": the share of two counts it states
-        allowed |= {str(i) for i in range(len(self.studies) + 1)}
+        allowed |= {str(i) for i in range(len(self.studies) + 1)}  # "two studies" when two were given
         reasons += [f"number {n} is not in the cited units" for n in sorted(stated - allowed)]
         unit_stems = set(_stems(said))
-        words = [w for w in _stems(body) if not w.isdigit() and len(w) > 2 and w not in self.function and w not in NUMBER_WORDS]
+        words = self._content_words(body)
         uncovered = [w for w in words if not self._covered(w, unit_stems)]
         if words and 1 - len(uncovered) / len(words) < self.min_coverage:
             reasons.append(f"words not in the cited units: {', '.join(sorted(set(uncovered)))}")
@@ -289,6 +291,9 @@ class SentenceVerifier:
             if re.search(rf"\b{word}\b", body, re.I) and not designs & set(kinds) and not re.search(rf"\b{word}", said):
                 reasons.append(f"calls a source a {word}, which it is not")
         return reasons
+
+    def _content_words(self, body: str) -> list[str]:
+        return [w for w in _stems(body) if not w.isdigit() and len(w) > 2 and w not in self.function and w not in NUMBER_WORDS]
 
     def _covered(self, stem: str, unit_stems: set[str]) -> bool:
         """In the units (or a word sharing its first five letters: 'weaken' for 'weaker'), in the
@@ -352,10 +357,6 @@ class SentenceVerifier:
                 reasons.append(f"contradicts the verdict ({self.verdict})")
                 break
         return reasons
-
-
-def _names_missing(body: str, said: str, verifier: "SentenceVerifier") -> bool:
-    return any(not verifier._named(name, said, set(_stems(said))) for name in _names(body))
 
 
 def _opposed(body: str, text: str) -> str:
