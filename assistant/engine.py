@@ -92,13 +92,7 @@ class Assistant:
         resolved = conversation.resolve(question) if conversation else None
         asked = resolved.text if resolved else question
         understood = understand(asked)
-        if not understood.named:
-            understood = replace(understood, subject=self.evidence.name_subject(understood.subject))
-        elif understood.subject in context_terms() and (names := [w for w in self.evidence.library_names(understood.topic)
-                                                                   if w.lower() not in understood.subject.lower()]):
-            # "Any RCT data on oxaloacetate?": the context ("randomised trial") is not what is asked
-            # about when the question names something a study contains.
-            understood = replace(understood, subject=" ".join(dict.fromkeys(names[:3])), named=False)
+        understood = self._name_subject(understood)
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         # Often two of them are the same text (most questions are their own search text): each distinct
         # text is encoded once, which is most of the time an answer takes on a CPU.
@@ -140,6 +134,18 @@ class Assistant:
         answer.timings_ms = timings
         answer.library = currency(self.library)  # studies and the last PubMed sync
         return answer
+
+    def _name_subject(self, understood):
+        """The subject as the library can name it: loose words trimmed to what studies use, and a context
+        term ("RCT", "how common") set aside when the question names something a study contains ("Any
+        RCT data on oxaloacetate?" is about oxaloacetate, not about randomised trials)."""
+        if not understood.named:
+            return replace(understood, subject=self.evidence.name_subject(understood.subject))
+        if understood.subject in context_terms():
+            names = [w for w in self.evidence.library_names(understood.topic) if w.lower() not in understood.subject.lower()]
+            if names:
+                return replace(understood, subject=" ".join(dict.fromkeys(names[:3])), named=False)
+        return understood
 
     def _research(self, question, understood, search_vector, topic_vector, filters, mode, timings, on_sentence=None) -> Answer:
         """Retrieve, check that the evidence speaks to the subject, gather it, compose the answer."""
