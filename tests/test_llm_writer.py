@@ -109,10 +109,8 @@ def test_text_reader_first_line_is_the_bottom_line():
 # ---- through the real model and the bundled corpus ----
 
 def named(assistant, understood):
-    """The subject as the engine names it for a loosely worded question."""
-    if understood.named:
-        return understood
-    return replace(understood, subject=assistant.evidence.name_subject(understood.subject))
+    """The subject as the engine names it."""
+    return assistant._name_subject(understood)
 
 
 def evidence_for(assistant, question: str, mode: str = "patient"):
