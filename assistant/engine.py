@@ -137,11 +137,12 @@ class Assistant:
 
     def _name_subject(self, understood):
         """The subject as the library can name it: loose words trimmed to what studies use, and a context
-        term ("RCT", "how common") set aside when the question names something a study contains ("Any
-        RCT data on oxaloacetate?" is about oxaloacetate, not about randomised trials)."""
+        term ("RCT", "how common"), or for a treatment question a symptom ("brain fog"), set aside when
+        the question names something a study contains ("Any RCT data on oxaloacetate?", "that
+        oxaloacetate supplement for brain fog": both are about oxaloacetate)."""
         if not understood.named:
             return replace(understood, subject=self.evidence.name_subject(understood.subject))
-        if understood.subject in context_terms():
+        if understood.subject in context_terms() or understood.question_type == "treatment":
             names = [w for w in self.evidence.library_names(understood.topic) if w.lower() not in understood.subject.lower()]
             if names:
                 return replace(understood, subject=" ".join(dict.fromkeys(names[:3])), named=False)

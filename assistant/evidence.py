@@ -86,6 +86,7 @@ def _spec() -> dict:
             "link": re.compile(spec["profile"]["link"], re.I),
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
+            "broad_glossary": spec["profile"]["broad_glossary"],
             "prevention": re.compile(spec["profile"]["prevention"], re.I),
             "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I)}
 
@@ -143,9 +144,19 @@ class Terms:
 def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
     words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
-    patterns = tuple(synonyms(understanding.subject)) if understanding.named else ()
+    patterns = tuple(synonyms(understanding.subject)) + _study_words(understanding.subject) if understanding.named else ()
     head = _stem(understanding.subject.split()[0].lower()) if understanding.subject and not understanding.named else ""
     return Terms(frozenset(words), understanding.named, patterns, head)
+
+
+def _study_words(subject: str) -> tuple[re.Pattern, ...]:
+    """The words studies use for a named subject's plain words, from prompts/glossary.toml ('brain fog'
+    is measured by a study of 'cognitive' fatigue, 'genetics' by a genome-wide one); groups too general
+    to mark a subject ('treatment', 'higher') are left out (prompts/evidence.toml)."""
+    text, broad = subject.lower(), set(_spec()["broad_glossary"])
+    return tuple(re.compile(r"\b(" + "|".join(re.escape(w) for w in group) + r")s?\b", re.I)
+                 for group in table("glossary")["groups"]
+                 if group[0] not in broad and any(re.search(rf"\b{re.escape(w)}s?\b", text) for w in group if w not in GENERIC))
 
 
 def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> bool:
