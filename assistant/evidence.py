@@ -154,9 +154,13 @@ def _study_words(subject: str) -> tuple[re.Pattern, ...]:
     is measured by a study of 'cognitive' fatigue, 'genetics' by a genome-wide one); groups too general
     to mark a subject ('treatment', 'higher') are left out (prompts/evidence.toml)."""
     text, broad = subject.lower(), set(_spec()["broad_glossary"])
-    return tuple(re.compile(r"\b(" + "|".join(re.escape(w) for w in group) + r")s?\b", re.I)
-                 for group in table("glossary")["groups"]
-                 if group[0] not in broad and any(re.search(rf"\b{re.escape(w)}s?\b", text) for w in group if w not in GENERIC))
+    groups = [g for g in table("glossary")["groups"] if g[0] not in broad]
+    # Each glossary phrase the subject uses, with where; one inside a longer one does not count
+    # ("cognitive" in "cognitive behavioural therapy" is not about thinking).
+    spans = [(m.start(), m.end(), i) for i, group in enumerate(groups) for w in group if w not in GENERIC
+             for m in re.finditer(rf"\b{re.escape(w)}s?\b", text)]
+    used = {i for s, e, i in spans if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)}
+    return tuple(re.compile(r"\b(" + "|".join(re.escape(w) for w in groups[i]) + r")s?\b", re.I) for i in sorted(used))
 
 
 def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) -> bool:
