@@ -197,10 +197,10 @@ class SentenceVerifier:
         similarity = self.vectors @ vector
         if self._restates_verdict(body, vector, given):
             # It rests on the verdict, and through it on each cited source's unit closest to it.
-            rests = {}
+            closest: dict[int, Supply] = {}
             for i in np.argsort(-similarity):
-                rests.setdefault(self.supplied[i].n, self.supplied[i])
-            units = [rests[n] for n in sorted(given) if n in rests]
+                closest.setdefault(self.supplied[i].n, self.supplied[i])
+            units = [closest[n] for n in sorted(given) if n in closest]
             return Check(_recite(body, [s.n for s in units]), True, [], [s.unit.id for s in units], [s.n for s in units])
         near = [i for i in np.argsort(-similarity) if similarity[i] >= self.min_similarity]
         if not near:
