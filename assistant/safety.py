@@ -196,8 +196,9 @@ class SafetyGate:
             best = int(np.argmax(sims))
             score = float(sims[best])
             call.scores[name] = round(score, 3)
-            # A question framed as research gets the support line anyway: only a likeness as close as
-            # an urgent one puts resources first ("as a GP, how do I ask about suicidal thoughts?").
+            # A question framed as research gets the support line anyway, and one whose writer says
+            # they are safe keeps its answer: only a likeness as close as an urgent one puts resources
+            # first ("as a GP, how do I ask about suicidal thoughts?"), and never resources alone.
             floor = limits[name] if cautious else limits.get(f"borderline_{name}", limits["borderline"])
             if score < floor or calm - score > limits["calm_margin"]:
                 continue
