@@ -7,7 +7,10 @@ a second blind set (R2: 526 sentences, 60 studies) 0.742 / 0.869 / type 0.750 / 
 typed only when people are followed over time), and a third blind set (R3: 467 sentences, 60 studies)
 was run once: 0.760 / 0.879 / type 0.600 / PEM 0.967 (evals/reports/2026-11-27-import-fidelity-R3.md).
 R3 then joined dev, and a fourth blind set (R4: 485 sentences, 60 studies) was run once: 0.703 / 0.913 /
-type 0.678 / PEM 1.0 (evals/reports/2026-11-27-import-fidelity-R4.md).
+type 0.678 / PEM 1.0 (evals/reports/2026-11-27-import-fidelity-R4.md). After new study-type rules (R4's
+type then 0.797), a fifth (R5: 687 sentences, 40 studies) was run once: 0.579 / 0.921 / type 0.700 /
+PEM 1.0 (…-R5.md; its labeller, like R4's, calls interpretive overview sentences summary, where the
+R1-R3 labellers called them inferred).
 The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
@@ -28,14 +31,16 @@ def shared():
 
 def labels(name: str, which: str) -> list[dict]:
     items = read(EVALS / name)
-    if which == "R4":
-        return [i for i in items if i.get("set") == "R4"]
-    return [i for i in items if i["split"] == which and i.get("set") != "R4"]
+    if which in ("R4", "R5"):
+        return [i for i in items if i.get("set") == which]
+    return [i for i in items if i["split"] == which and i.get("set") not in ("R4", "R5")]
 
 
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
-# part, R2 and R3 (R3 joined after its first run); "frozen" is R1's frozen third; R4 is the newest blind set.
-FLOORS = {"dev": (0.89, 0.96, 0.74, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R4": (0.69, 0.90, 0.66, 0.95)}
+# part, R2 and R3 (R3 joined after its first run); "frozen" is R1's frozen third; R4 (tuned on after its
+# first run) and R5, the newest blind set, are kept apart.
+FLOORS = {"dev": (0.89, 0.96, 0.74, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R4": (0.69, 0.90, 0.78, 0.95),
+          "R5": (0.57, 0.91, 0.69, 0.95)}
 
 
 @pytest.mark.parametrize("which", list(FLOORS))
