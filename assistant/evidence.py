@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -141,6 +141,7 @@ class Terms:
         return [w for w in self.words if w in found or _shares_root(w, found)]
 
 
+@lru_cache(maxsize=256)  # read by gather and again by the writer for each finding it weighs
 def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
     words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}

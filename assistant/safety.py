@@ -131,7 +131,8 @@ class SafetyGate:
 
     def check(self, question: str, vector: np.ndarray | None = None, mode: str = "patient") -> SafetyCall:
         spec = self._spec
-        literal = self._without_figures(question)
+        text = question.replace("’", "'")
+        literal = self._without_figures(text)
         call = SafetyCall(audience=self._audience(question, mode))
         call.dose, call.diagnosis = self._advice(literal)
         for name in CLASSES:  # a rule, or concepts that together mean danger, decide at once
@@ -149,7 +150,7 @@ class SafetyGate:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
         # Research framing, or the writer's own word that they are safe, asks more of the layers below.
-        reassured = spec["reassurance"].first(question.replace("’", "'"))
+        reassured = spec["reassurance"].first(text)
         cautious = research or reassured is not None
         if reassured:
             call.why.append(f"stated safety {reassured}")
@@ -176,9 +177,7 @@ class SafetyGate:
         model = self._learned
         danger = learned_danger(model, literal)
         call.scores["learned"] = round(danger, 3)
-        limits = self._spec["thresholds"]
-        threshold = limits["learned_research"] if call.level == SUPPORT else limits["learned_reassured"] if cautious else model["threshold"]
-        if danger >= threshold:
+        if danger >= (self._spec["thresholds"]["learned_cautious"] if cautious else model["threshold"]):
             call.level = BORDERLINE
             call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
             call.why.append(f"learned layer: danger {danger:.2f}")
@@ -207,8 +206,7 @@ class SafetyGate:
                 call.level, call.kind = level, name
                 call.why.append(f"{name}: like '{spec[f'{name}_intents'][best]}' ({score:.2f}; calm {calm:.2f})")
 
-    def _without_figures(self, question: str) -> str:
-        text = question.replace("’", "'")
+    def _without_figures(self, text: str) -> str:
         for pattern in self._spec["figures"].patterns:
             text = pattern.sub(" ", text)
         return text
