@@ -104,7 +104,7 @@ class SafetyGate:
             "figures": Rules(spec["figures_of_speech"]),
             "research_topic": Rules(spec["research"]["topic"]),
             "research_frame": Rules(spec["research"]["frame"]),
-            "reassurance": Rules(spec["reassurance"]),
+            "reassurance": Rules(spec["reassurance"]), "past_event": Rules(spec["past_event"]),
             "study_frame": Rules(advice["study_frame"]),
             "personal": Rules([advice["personal"]]),
             "diagnosis_research": Rules([advice["research"]]),
@@ -135,7 +135,11 @@ class SafetyGate:
         literal = self._without_figures(text)
         call = SafetyCall(audience=self._audience(question, mode))
         call.dose, call.diagnosis = self._advice(literal)
+        reassured = spec["reassurance"].first(text)
+        over = reassured is not None and spec["past_event"].first(text) is not None
         for name in CLASSES:  # a rule, or concepts that together mean danger, decide at once
+            if name == "emergency" and over:  # "a reaction last month, all fine now": the layers still read it
+                continue
             if rule := spec[name].first(literal) or spec[f"{name}_combos"].first(literal):
                 call.level, call.kind = URGENT, name
                 call.why.append(f"{name} rule {rule}")
@@ -150,7 +154,6 @@ class SafetyGate:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
         # Research framing, or the writer's own word that they are safe, asks more of the layers below.
-        reassured = spec["reassurance"].first(text)
         cautious = research or reassured is not None
         if reassured:
             call.why.append(f"stated safety {reassured}")
