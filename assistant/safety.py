@@ -153,8 +153,9 @@ class SafetyGate:
         if research:
             call.level = SUPPORT
             call.why.append("research on suicide, self-harm or death")
-        # Research framing, or the writer's own word that they are safe, asks more of the layers below.
-        cautious = research or reassured is not None
+        # Research framing, the writer's own word that they are safe, or a past event asked about as
+        # research ("my mother died last year … where is the research?") asks more of the layers below.
+        cautious = research or reassured is not None or bool(spec["past_event"].first(text) and spec["research_frame"].first(literal))
         if reassured:
             call.why.append(f"stated safety {reassured}")
         self._embedding_layer(literal, question, vector, call, cautious)
