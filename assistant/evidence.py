@@ -83,6 +83,7 @@ def _spec() -> dict:
     return {"directions": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["directions"].items()],
             "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
             "dangling": re.compile(spec["profile"]["dangling"], re.I),
+            "method_like": re.compile(spec["profile"]["method_like"], re.I),
             "link": re.compile(spec["profile"]["link"], re.I),
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
@@ -221,7 +222,7 @@ def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) ->
     treatment question, the result against a comparison (placebo, sham, usual care) before the rest."""
     comparator = _spec()["comparator"]
     head = re.compile(rf"\b{re.escape(terms.head)}", re.I) if len(terms.head) > 3 else None
-    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) else 0.0)
+    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) or method_like(u.text) else 0.0)
                + (0.1 if head and head.search(u.text) else 0.0)
                + (0.15 if treatment and comparator.search(u.text) else 0.0), u)
               for u in units]
@@ -231,6 +232,11 @@ def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) ->
 def dangling(text: str) -> bool:
     """Opens with a word that points back to something the sentence does not name ('It', 'These')."""
     return bool(_spec()["dangling"].match(text))
+
+
+def method_like(text: str) -> bool:
+    """Tells how the study was done rather than what it found (no direction can be read from it)."""
+    return bool(_spec()["method_like"].search(text)) and direction(text) in ("unclear", "present")
 
 
 def direction(text: str) -> str:
@@ -264,7 +270,10 @@ def verdict(evidence: EvidenceSet) -> str:
         return "not_studied"
     directions = {s.profile.direction for s in tested} - {"unclear"}
     controlled = [s for s in tested if s.profile.design in spec["controlled"]]
-    if _opposed(controlled):
+    # Whether a treatment works is weighed by what was tried, not by what people said in a survey or
+    # how a clinic's patients fared: only trials and reviews of them can disagree on it.
+    weighed = [s for s in controlled if s.profile.design in (*TRIALS, "systematic-review")] if kind == "treatment" else controlled
+    if _opposed(weighed):
         return "mixed"
     if kind == "treatment":
         trials = [s for s in controlled if s.profile.design == "rct" and not prevention_only(evidence, s)]

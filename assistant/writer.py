@@ -170,12 +170,21 @@ FITTING = {"treatment": {"benefit", "no_benefit", "harm"},
 def _describe(study: StudyEvidence, texts: dict) -> dict:
     kinds, p = texts["plain_kinds"], study.profile
     design = p.design or "other"
+    if design == "cross-sectional" and not _asked_people(study, texts):
+        design = "measured-once"  # a skin biopsy or a brain scan at one time is not a survey
     kind = kinds.get(design, kinds["other"])
     if "{n}" in kind:
         kind = kind.format(n=f"{p.participants:,}") if p.participants else kinds.get(f"{design}_unknown", kinds["other"])
     words = {**texts["plain_directions"], **(texts["plain_directions_survey"] if design == "cross-sectional" else {})}
     return {"lead": kind, "Lead": kind[:1].upper() + kind[1:], "cites": f"[{study.n}]",
             "dir": words.get(p.direction, words["unclear"])}
+
+
+def _asked_people(study: StudyEvidence, texts: dict) -> bool:
+    """Whether a one-time study asked people (a survey or questionnaire) rather than measured them."""
+    said = " ".join([study.study.title, study.study.participants or "",
+                     *study.study.items(Role.METHODS), *study.study.items(Role.SUMMARY)])
+    return re.search(texts["survey"]["cues"], said, re.I) is not None
 
 
 def _says_plainly(study: StudyEvidence, kind: str) -> bool:
