@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit,
+from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, method_like,
                        prevention_only, subject_terms)
 from .parse.roles import cues
 from .present import as_sentence
@@ -156,6 +156,9 @@ SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budg
 # grade rises 0.39 a word per sentence), so a shorter finding about the subject is preferred.
 FINDING_WORDS = 22
 MIN_FINDING_SCORE = 0.35  # cosine of question and finding; on dev, off-topic retold findings scored 0.25-0.27
+# A finding of a study that tested the subject, naming the subject, speaks to the question however far
+# its wording ("what did DecodeME find?" sits far from every finding; the bottom line pointed below).
+TESTED_FINDING_SCORE = 0.28
 # A study that did not test the subject leads with its finding only when the finding is this close to
 # the question (below it, "blood citrate rose" answered "do I have ME or depression?"); a plan with no
 # results never does.
@@ -215,15 +218,22 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     the first clause of one, chosen the same way."""
     # How a study was done never leads, nor a finding far from the question (retold, it would answer
     # something else: "urinary mannitol" for "why do my legs feel like lead").
+    terms = subject_terms(evidence.understanding)
+    # (When its direction says it plainly, "found it helped" answers better than a far finding.)
+    near_enough = study.profile.tested and not _says_plainly(study, evidence.understanding.question_type)
+
+    def close(u: ScoredUnit) -> bool:
+        return u.score >= MIN_FINDING_SCORE or near_enough and u.score >= TESTED_FINDING_SCORE and terms.found_in(u.text)
+
     observed = [u for u in study.units.get(Role.OBSERVED, [])
-                if not cues("roles", "methods").find(u.text) and u.score >= MIN_FINDING_SCORE]
+                if not cues("roles", "methods").find(u.text) and not method_like(u.text) and close(u)]
     lead = study.profile.finding
 
     def pick(candidates: list[ScoredUnit]) -> ScoredUnit | None:
         fitting = [u for u in candidates if _words(u.text) <= min(budget, FINDING_WORDS)]
         if lead and (same := [u for u in fitting if u.id == lead.id]):
             return same[0]
-        unit = lead_unit(fitting[:3], subject_terms(evidence.understanding))
+        unit = lead_unit(fitting[:3], terms)
         return unit if unit and not dangling(unit.text) else None
 
     # First clauses are cut only when no whole finding fits.
