@@ -270,10 +270,7 @@ def verdict(evidence: EvidenceSet) -> str:
         return "not_studied"
     directions = {s.profile.direction for s in tested} - {"unclear"}
     controlled = [s for s in tested if s.profile.design in spec["controlled"]]
-    # Whether a treatment works is weighed by what was tried, not by what people said in a survey or
-    # how a clinic's patients fared: only trials and reviews of them can disagree on it.
-    weighed = [s for s in controlled if s.profile.design in (*TRIALS, "systematic-review")] if kind == "treatment" else controlled
-    if _opposed(weighed):
+    if _opposed(_weighed(controlled, kind)):
         return "mixed"
     if kind == "treatment":
         trials = [s for s in controlled if s.profile.design == "rct" and not prevention_only(evidence, s)]
@@ -314,9 +311,15 @@ def controlled(evidence: EvidenceSet) -> list[StudyEvidence]:
     return [s for s in evidence.tested if s.profile.design in _spec()["controlled"]]
 
 
+def _weighed(studies: list[StudyEvidence], kind: str) -> list[StudyEvidence]:
+    """Whether a treatment works is weighed by what was tried, not by what people said in a survey or
+    how a clinic's patients fared: only trials and reviews of them can disagree on it."""
+    return [s for s in studies if s.profile.design in (*TRIALS, "systematic-review")] if kind == "treatment" else studies
+
+
 def disagreements(evidence: EvidenceSet) -> list[tuple[StudyEvidence, StudyEvidence]]:
     """Pairs of tested studies whose relevant findings point in opposite directions."""
-    tested = evidence.tested
+    tested = _weighed(evidence.tested, evidence.understanding.question_type)
     return [(a, b) for i, a in enumerate(tested) for b in tested[i + 1:]
             if a.profile.direction in POSITIVE and b.profile.direction in NEGATIVE
             or a.profile.direction in NEGATIVE and b.profile.direction in POSITIVE]
