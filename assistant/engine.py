@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import context_terms, learned_type, question_type, understand
+from .understand import certain_type, context_terms, learned_type, question_type, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -100,7 +100,7 @@ class Assistant:
         distinct = list(dict.fromkeys(texts))
         vectors = self._embed(distinct)
         question_vector, search_vector, topic_vector = (vectors[distinct.index(t)] for t in texts)
-        understood = replace(understood, question_type=learned_type(search_vector) or understood.question_type)
+        understood = replace(understood, question_type=certain_type(question) or learned_type(search_vector) or understood.question_type)
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         # The question with lay words mapped ("crash" -> post-exertional malaise) counts too.
@@ -172,7 +172,7 @@ class Assistant:
         # Say what is missing: the word no study mentions ("acupuncture"), or the subject when the
         # lexicon names it and the library lacks it; never a subject the library has ("crashes" in a
         # question about pregnancy) nor loose question words.
-        names = self.evidence.missing(understood.topic)  # a name no study contains ("valganciclovir")
+        names = self.evidence.missing_names(understood.topic, question)  # a name no study contains ("valganciclovir")
         if names:
             missing = " and ".join(names[:2])
         elif understood.named:

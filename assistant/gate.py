@@ -164,6 +164,29 @@ class EvidenceCheck:
         words = [w for w in _words(question) if w not in self.generic and len(w) > 3 and w not in self.vocabulary]
         return [w for w, t in zip(words, self.stem(words)) if self.df.get(t)]
 
+    def missing_names(self, topic: str, question: str) -> list[str]:
+        """What the library lacks, named as the question names it: each word of the topic that no study
+        contains (`missing`) with the words it stands with in the question ('stellate ganglion block',
+        not 'stellate'), at most four, broken at punctuation and at words that name nothing ('for',
+        'long covid', 'does', 'worth')."""
+        from wordfreq import zipf_frequency
+
+        missing, names = set(self.missing(topic)), []
+        for chunk in re.split(r"[^\w\s-]+", question.lower()):
+            run: list[str] = []
+            for word in [*chunk.split(), ""]:
+                # Words as common as "worth" or "now", verb forms ("supported", "approved") and the
+                # illness's own names are the asker's wording, not part of a name.
+                common = zipf_frequency(word, "en")
+                if word and word not in self.generic and word not in ILLNESS_WORDS and common < 5 \
+                        and not (word.endswith(("ing", "ed")) and common >= 3.5):
+                    run.append(word)
+                    continue
+                if missing & set(run) and len(run) <= 4 and " ".join(run) not in names:
+                    names.append(" ".join(run))
+                run = []
+        return names
+
     def missing(self, question: str) -> list[str]:
         """Named or technical words of the question that no study contains ('hyperbaric', 'ampligen').
         A word the embedding model knows as one whole token is everyday language, not a name."""
@@ -191,6 +214,8 @@ STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "
               "what", "which", "who", "how", "why", "when", "where", "my", "i", "me", "you", "your", "we",
               "has", "have", "had", "been", "any", "about", "from", "with", "more", "most", "than", "get", "got"}
 
+
+ILLNESS_WORDS = {"covid", "me", "cfs", "mecfs", "long", "lc", "pots", "fibromyalgia"}
 
 AGE_OR_UNIT = re.compile(r"^\d+(yo|y|yr|yrs|mo|mos|m|f|h|hrs|min|mins|mg|mcg|kg|lbs?)$")
 

@@ -40,6 +40,7 @@ def _lexicon() -> dict:
         "terms": [(re.compile(k, flags(k)), v) for k, v in spec["terms"].items()],
         "conversation": set(spec["conversation"]["words"]),
         "types": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types"].items()],
+        "types_certain": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types_certain"].items()],
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
         "mind": [re.compile(p, re.I) for p in spec["premise"]["mind"]],
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
@@ -83,6 +84,11 @@ def question_type(question: str, mapped: str = "") -> str:
 def synonyms(subject: str) -> list[re.Pattern]:
     """The lexicon's patterns for a mapped subject ('\\bpem\\b' for post-exertional malaise)."""
     return [pattern for pattern, words in _lexicon()["terms"] if words == subject]
+
+
+def certain_type(question: str) -> str | None:
+    """A type the question's words settle, whatever the learned layer reads (prompts: types_certain)."""
+    return next((name for name, patterns in _lexicon()["types_certain"] if any(p.search(question) for p in patterns)), None)
 
 
 def learned_type(vector: np.ndarray) -> str | None:

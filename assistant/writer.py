@@ -173,7 +173,7 @@ FITTING = {"treatment": {"benefit", "no_benefit", "harm"},
 def _describe(study: StudyEvidence, texts: dict) -> dict:
     kinds, p = texts["plain_kinds"], study.profile
     design = p.design or "other"
-    if design == "cross-sectional" and not _asked_people(study, texts):
+    if design == "cross-sectional" and not _asked_people(study):
         design = "measured-once"  # a skin biopsy or a brain scan at one time is not a survey
     kind = kinds.get(design, kinds["other"])
     if "{n}" in kind:
@@ -183,11 +183,11 @@ def _describe(study: StudyEvidence, texts: dict) -> dict:
             "dir": words.get(p.direction, words["unclear"])}
 
 
-def _asked_people(study: StudyEvidence, texts: dict) -> bool:
+def _asked_people(study: StudyEvidence) -> bool:
     """Whether a one-time study asked people (a survey or questionnaire) rather than measured them."""
     said = " ".join([study.study.title, study.study.participants or "",
                      *study.study.items(Role.METHODS), *study.study.items(Role.SUMMARY)])
-    return re.search(texts["survey"]["cues"], said, re.I) is not None
+    return re.search(table("answer")["survey"]["cues"], said, re.I) is not None
 
 
 def _says_plainly(study: StudyEvidence, kind: str) -> bool:
@@ -196,8 +196,8 @@ def _says_plainly(study: StudyEvidence, kind: str) -> bool:
     question. A trial never "found higher levels in people with ME/CFS", and a cohort never "found it
     helped"; those studies are quoted in their own words instead."""
     direction, design = study.profile.direction, study.profile.design
-    if kind == "treatment":
-        return direction in FITTING["treatment"] and (design in TRIALS or design == "cross-sectional")
+    if kind == "treatment":  # a survey says what people said helped them; a scan says no such thing
+        return direction in FITTING["treatment"] and (design in TRIALS or design == "cross-sectional" and _asked_people(study))
     return direction in FITTING["other"] and design not in TRIALS
 
 
