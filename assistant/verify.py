@@ -91,7 +91,7 @@ class Supply:
 def _lexicon() -> dict:
     spec = table("llm")["verify"]
     rx = {k: re.compile(spec[k], re.I) for k in ("negation", "keeps_negation", "hedge", "limit", "never", "causal",
-                                                  "forbidden", "benefit", "harm", "established")}
+                                                  "forbidden", "benefit", "harm", "established", "found", "denial", "result")}
     rx |= {k: re.compile(spec["opposites"][k], re.I) for k in ("comparatives", "sameness", "up", "down")}
     opposites: dict[str, set[str]] = {}
     for a, b in spec["opposites"]["pairs"]:
@@ -335,7 +335,10 @@ class SentenceVerifier:
                 reasons.append(f"claims a {claim} that the unit it rests on does not report")
         if unit.role == Role.INFERRED and not lex["hedge"].search(body):
             reasons.append("states the authors' inference as a finding (hedge dropped)")
-        if unit.role in (Role.NOT_PROVEN, Role.OPEN_QUESTION) and not (lex["limit"].search(body) or lex["hedge"].search(body)):
+        # What a study does not show, retold as what it found ("does not show that it is inherited" ->
+        # "the study found that it is not inherited"): a limit word alone does not make it a limit.
+        if unit.role in (Role.NOT_PROVEN, Role.OPEN_QUESTION) and (
+                not (lex["limit"].search(body) or lex["hedge"].search(body)) or _unnegated(lex["found"], body)):
             reasons.append("states what the study does not prove as a finding")
         return reasons
 
@@ -386,10 +389,13 @@ def _opposed(body: str, text: str) -> str:
 
 def _denies(body: str, unit: Supply) -> str:
     """'reported no effect' where the observed unit reports 'significant effects': a negation right
-    before a word that the unit, which negates nothing, states."""
+    before a word that the unit, which negates nothing, states; or a result denied outright ('did
+    not change', 'no significant link') where the unit reports a change, a link or a difference."""
     lex, text = _lexicon(), unit.unit.text
     if unit.role != Role.OBSERVED or lex["negation"].search(text) or lex["sameness"].search(text):
         return ""
+    if (denial := lex["denial"].search(body)) and lex["result"].search(text):
+        return denial.group(0)
     stems = _stems(text)
     for match in re.finditer(r"(\w+)\s+(?:no|not|never)\s+((?:\w+\s+){0,1}\w+)", body, re.I):
         words = [w for w in _stems(match.group(2)) if len(w) > 3 and w not in lex["function"]]
