@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import certain_type, context_terms, learned_type, question_type, understand
+from .understand import certain_type, context_terms, learned_type, question_type, treatment_for, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -92,7 +92,7 @@ class Assistant:
         resolved = conversation.resolve(question) if conversation else None
         asked = resolved.text if resolved else question
         understood = understand(asked)
-        understood = self._name_subject(understood)
+        understood = self._name_subject(understood, asked)
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
         # Often two of them are the same text (most questions are their own search text): each distinct
         # text is encoded once, which is most of the time an answer takes on a CPU.
@@ -135,11 +135,15 @@ class Assistant:
         answer.library = currency(self.library)  # studies and the last PubMed sync
         return answer
 
-    def _name_subject(self, understood):
+    def _name_subject(self, understood, asked: str):
         """The subject as the library can name it: loose words trimmed to what studies use, and a context
         term ("RCT", "how common"), or for a treatment question a symptom ("brain fog"), set aside when
         the question names something a study contains ("Any RCT data on oxaloacetate?", "that
-        oxaloacetate supplement for brain fog": both are about oxaloacetate)."""
+        oxaloacetate supplement for brain fog": both are about oxaloacetate); "X for <a symptom>", where
+        no study contains X, is about X ("nicotine patches for brain fog": no trial here tested them)."""
+        tried = treatment_for(asked)
+        if tried and self.evidence.informative(tried) and not understand(tried).named and not self.evidence.known(tried):
+            return replace(understood, subject=tried, named=True, question_type="treatment")
         if not understood.named:
             return replace(understood, subject=self.evidence.name_subject(understood.subject))
         if understood.subject in context_terms() or understood.question_type == "treatment":

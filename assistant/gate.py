@@ -126,10 +126,13 @@ class EvidenceCheck:
             ok = False
         return ok, f"topic {topic:.2f}, coverage {coverage:.2f}, similarity {hits[0].relevance:.2f}, missing {missing}"
 
+    def informative(self, words: str) -> list[str]:
+        """The words that could name something ('nicotine patches'), not question words ('what helps')."""
+        return [w for w in _words(words) if w not in self.generic and len(w) > 2 and not AGE_OR_UNIT.match(w)]
+
     def known(self, words: str) -> bool:
         """Every informative word of the subject ('yoga', 'pregnancy') occurs in some study."""
-        terms = self.stem([w for w in _words(words) if w not in self.generic and len(w) > 2 and not AGE_OR_UNIT.match(w)])
-        return all(self._in_library(t) for t in terms)
+        return all(self._in_library(t) for t in self.stem(self.informative(words)))
 
     def name_subject(self, words: str) -> str:
         """A loosely worded subject, trimmed to what can be named: technical words first, then words

@@ -40,6 +40,7 @@ def _lexicon() -> dict:
         "terms": [(re.compile(k, flags(k)), v) for k, v in spec["terms"].items()],
         "conversation": set(spec["conversation"]["words"]),
         "types": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types"].items()],
+        "treatment_for": re.compile(spec["treatment_for"]["pattern"], re.I),
         "types_certain": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types_certain"].items()],
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
         "mind": [re.compile(p, re.I) for p in spec["premise"]["mind"]],
@@ -84,6 +85,13 @@ def question_type(question: str, mapped: str = "") -> str:
 def synonyms(subject: str) -> list[re.Pattern]:
     """The lexicon's patterns for a mapped subject ('\\bpem\\b' for post-exertional malaise)."""
     return [pattern for pattern, words in _lexicon()["terms"] if words == subject]
+
+
+def treatment_for(question: str) -> str | None:
+    """What is asked about as a treatment for something ("nicotine patches" in "nicotine patches for
+    long covid brain fog?"), from the pattern in prompts/understand.toml."""
+    found = _lexicon()["treatment_for"].search(question)
+    return found.group("thing").strip() if found else None
 
 
 def certain_type(question: str) -> str | None:

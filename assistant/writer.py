@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, dangling, disagreements, lead_unit, method_like,
-                       prevention_only, subject_terms)
+from .evidence import (CAUSAL_CUES, NEGATIVE, POSITIVE, TRIALS, EvidenceSet, StudyEvidence, dangling, direction,
+                       disagreements, lead_unit, method_like, prevention_only, subject_terms)
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
@@ -195,10 +195,17 @@ def _says_plainly(study: StudyEvidence, kind: str) -> bool:
     a survey for a treatment question, a measured difference from any other design for any other
     question. A trial never "found higher levels in people with ME/CFS", and a cohort never "found it
     helped"; those studies are quoted in their own words instead."""
-    direction, design = study.profile.direction, study.profile.design
+    said, design = study.profile.direction, study.profile.design
     if kind == "treatment":  # a survey says what people said helped them; a scan says no such thing
-        return direction in FITTING["treatment"] and (design in TRIALS or design == "cross-sectional" and _asked_people(study))
-    return direction in FITTING["other"] and design not in TRIALS
+        return said in FITTING["treatment"] and (design in TRIALS or design == "cross-sectional" and _asked_people(study))
+    return said in FITTING["other"] and design not in TRIALS and not _also_opposite(study)
+
+
+def _also_opposite(study: StudyEvidence) -> bool:
+    """The study's findings point both ways ("ATP was normal" beside "Complex V worked less well"): one
+    plain phrase ("found no clear difference") would misstate it, so its finding is quoted instead."""
+    said = {direction(u.text) for u in study.units.get(Role.OBSERVED, [])}
+    return bool(said & POSITIVE and said & NEGATIVE)
 
 
 def _study_sentence(study: StudyEvidence, t: dict, texts: dict, kind: str) -> str:
