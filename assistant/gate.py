@@ -181,7 +181,7 @@ class EvidenceCheck:
                 # Words as common as "worth" or "now", verb forms ("supported", "approved") and the
                 # illness's own names are the asker's wording, not part of a name.
                 common = zipf_frequency(word, "en")
-                if word and word not in self.generic and word not in ILLNESS_WORDS and common < 5 \
+                if word and word not in self.generic and word not in ASKER_WORDS and common < 5 \
                         and not (word.endswith(("ing", "ed")) and common >= 3.5):
                     run.append(word)
                     continue
@@ -218,7 +218,9 @@ STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "
               "has", "have", "had", "been", "any", "about", "from", "with", "more", "most", "than", "get", "got"}
 
 
-ILLNESS_WORDS = {"covid", "me", "cfs", "mecfs", "long", "lc", "pots", "fibromyalgia"}
+# The illness's own names, and what a question asks a treatment to do ("paxlovid fix", "ldn cure").
+ASKER_WORDS = {"covid", "me", "cfs", "mecfs", "long", "lc", "pots", "fibromyalgia",
+                 "fix", "fixes", "cure", "cures", "help", "helps", "work", "works", "treat", "clear", "stop"}
 
 AGE_OR_UNIT = re.compile(r"^\d+(yo|y|yr|yrs|mo|mos|m|f|h|hrs|min|mins|mg|mcg|kg|lbs?)$")
 
