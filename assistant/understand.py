@@ -43,7 +43,7 @@ def _lexicon() -> dict:
         "treatment_for": re.compile(spec["treatment_for"]["pattern"], re.I),
         "types_certain": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types_certain"].items()],
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
-        "mind": [re.compile(p, re.I) for p in spec["premise"]["mind"]],
+        "premise_kinds": {kind: [re.compile(p, re.I) for p in spec["premise"][kind]] for kind in ("mind", "unfit")},
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
         "warm": spec["emotion"]["warm"],
         "names": spec.get("names", {}),
@@ -119,9 +119,10 @@ def _type_model() -> tuple[np.ndarray, np.ndarray, list[str]] | None:
     return np.asarray(data["weights"], dtype="float32"), np.asarray(data["bias"], dtype="float32"), data["classes"]
 
 
-def premise_of_mind(question: str) -> bool:
-    """The question presupposes that the illness is in the mind ("is it just in my head like my GP says")."""
-    return any(p.search(question) for p in _lexicon()["mind"])
+def premise_kind(question: str) -> str | None:
+    """What a false premise presupposes, when the answer names it: that the illness is in the mind
+    ("is it just in my head like my GP says") or that it is lost fitness ("I'm just deconditioned")."""
+    return next((kind for kind, patterns in _lexicon()["premise_kinds"].items() if any(p.search(question) for p in patterns)), None)
 
 
 def context_terms() -> set[str]:

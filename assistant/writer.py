@@ -18,7 +18,7 @@ from .prompts import table
 from .store import ScoredUnit
 from .study import Role
 from .verify import sentences as verify_sentences
-from .understand import context_terms, premise_of_mind, warm_sentence
+from .understand import context_terms, premise_kind, warm_sentence
 
 
 @dataclass
@@ -142,8 +142,8 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
         key = "limited_treatment_prevention"
     elif key == "limited_treatment" and not trials:
         key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
-    elif key == "premise_false" and premise_of_mind(evidence.question):
-        key = "premise_false_mind"
+    elif key == "premise_false" and (kind := premise_kind(evidence.question)):
+        key = f"premise_false_{kind}"
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.
     named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
