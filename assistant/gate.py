@@ -220,7 +220,7 @@ STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "
 
 # The illness's own names, and what a question asks a treatment to do ("paxlovid fix", "ldn cure").
 ASKER_WORDS = {"covid", "me", "cfs", "mecfs", "long", "lc", "pots", "fibromyalgia",
-                 "fix", "fixes", "cure", "cures", "help", "helps", "work", "works", "treat", "clear", "stop"}
+               "fix", "fixes", "cure", "cures", "help", "helps", "work", "works", "treat", "clear", "stop"}
 
 AGE_OR_UNIT = re.compile(r"^\d+(yo|y|yr|yrs|mo|mos|m|f|h|hrs|min|mins|mg|mcg|kg|lbs?)$")
 
