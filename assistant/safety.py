@@ -30,7 +30,9 @@ PROFESSIONAL = re.compile(
     r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
     r"\b(ich bin|bin) (arzt|ärztin|pflegekraft|krankenschwester|pfleger\w*)\b|\b(soy) (médic[oa]|enfermer[oa])\b|"
     r"\b(je suis|infirmi[eè]re?|médecin)\b[^.?!]{0,30}\b(médecin|généraliste|libérale?|infirmi\w+)\b|"
-    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b|^\s*(\w+ )?(pharmacist|gp|nurse|doctor|paramedic|psychologist|psychiatrist)\s*[:,-]", re.I)
+    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b|\b(pt|pts)\b|"
+    r"^\s*(\w+ ){0,2}(pharmacist|gp|nurse|doctor|paramedic|psychologist|psychiatrist|physio\w*|ot|registrar|hca|"
+    r"dietitian|consultant|occupational therapist|healthcare assistant|(wijk)?verpleegkundige|huisarts)\b\s*(here\b)?\s*[:,.-]", re.I)
 OTHER = re.compile(
     r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
     r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
