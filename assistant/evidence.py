@@ -236,7 +236,7 @@ def dangling(text: str) -> bool:
 
 def method_like(text: str) -> bool:
     """Tells how the study was done rather than what it found (no direction can be read from it)."""
-    return bool(_spec()["method_like"].search(text)) and direction(text) in ("unclear", "present")
+    return bool(_spec()["method_like"].search(text)) and direction(text) in WEAK
 
 
 def direction(text: str) -> str:
@@ -302,7 +302,11 @@ def prevention_only(evidence: EvidenceSet, study: StudyEvidence) -> bool:
 
 
 def _opposed(studies: list[StudyEvidence]) -> bool:
-    directions = {s.profile.direction for s in studies}
+    return both_ways({s.profile.direction for s in studies})
+
+
+def both_ways(directions: set[str]) -> bool:
+    """Some of these directions find something and some find nothing (higher beside no difference)."""
     return bool(directions & POSITIVE and directions & NEGATIVE)
 
 

@@ -138,7 +138,8 @@ class SafetyGate:
         call = SafetyCall(audience=self._audience(question, mode))
         call.dose, call.diagnosis = self._advice(literal)
         reassured = spec["reassurance"].first(text)
-        over = reassured is not None and spec["past_event"].first(text) is not None
+        past = spec["past_event"].first(text) is not None
+        over = reassured is not None and past
         for name in CLASSES:  # a rule, or concepts that together mean danger, decide at once
             if name == "emergency" and over:  # "a reaction last month, all fine now": the layers still read it
                 continue
@@ -157,7 +158,7 @@ class SafetyGate:
             call.why.append("research on suicide, self-harm or death")
         # Research framing, the writer's own word that they are safe, or a past event asked about as
         # research ("my mother died last year … where is the research?") asks more of the layers below.
-        cautious = research or reassured is not None or bool(spec["past_event"].first(text) and spec["research_frame"].first(literal))
+        cautious = research or reassured is not None or past and spec["research_frame"].first(literal) is not None
         if reassured:
             call.why.append(f"stated safety {reassured}")
         self._embedding_layer(literal, question, vector, call, cautious)

@@ -43,7 +43,7 @@ def _lexicon() -> dict:
         "treatment_for": re.compile(spec["treatment_for"]["pattern"], re.I),
         "types_certain": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types_certain"].items()],
         "premise": [re.compile(p, re.I) for p in spec["premise"]["patterns"]],
-        "premise_kinds": {kind: [re.compile(p, re.I) for p in spec["premise"][kind]] for kind in ("mind", "unfit")},
+        "premise_kinds": {kind: [re.compile(p, re.I) for p in patterns] for kind, patterns in spec["premise"].items() if kind != "patterns"},
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
         "warm": spec["emotion"]["warm"],
         "names": spec.get("names", {}),

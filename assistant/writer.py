@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Callable, Protocol
 
-from .evidence import (CAUSAL_CUES, NEGATIVE, POSITIVE, TRIALS, EvidenceSet, StudyEvidence, dangling, direction,
-                       disagreements, lead_unit, method_like, prevention_only, subject_terms)
+from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, both_ways, dangling, direction, disagreements,
+                       lead_unit, method_like, prevention_only, subject_terms)
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
@@ -204,8 +204,7 @@ def _says_plainly(study: StudyEvidence, kind: str) -> bool:
 def _also_opposite(study: StudyEvidence) -> bool:
     """The study's findings point both ways ("ATP was normal" beside "Complex V worked less well"): one
     plain phrase ("found no clear difference") would misstate it, so its finding is quoted instead."""
-    said = {direction(u.text) for u in study.units.get(Role.OBSERVED, [])}
-    return bool(said & POSITIVE and said & NEGATIVE)
+    return both_ways({direction(u.text) for u in study.units.get(Role.OBSERVED, [])})
 
 
 def _study_sentence(study: StudyEvidence, t: dict, texts: dict, kind: str) -> str:
