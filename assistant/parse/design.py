@@ -21,21 +21,27 @@ TYPE_RULES = [
     ("non-randomised-trial", r"open-label|single-arm|uncontrolled|non-randomi[sz]ed|proof[- ]of[- ]concept|observational study of .{0,40}(treatment|therapy|immunoadsorption)"),
     ("animal", r"(?-i:\b([Mm]ice|[Mm]ouse|[Mm]urine|[Rr]ats?)\b)|animal model"),
     ("in-vitro", r"\bin vitro\b|cell lines?\b|cultured cells|myoblasts"),
-    ("review", r"\breview\b|perspective|hypothesis paper"),
+    ("review", r"\breview\b|perspective (article|paper|piece)|\b(this|a|an?) (\w+ )?perspective\b|hypothesis paper|\bessay\b|"
+               r"theoretical (paper|framework)|synthesis of (the )?(\w+ )?literature"),
     ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b"),
     ("case-control", r"case[-/]control|(compared (with|to)|versus|vs\.?|against) (\d+ )?(age- and sex-matched |age-matched |matched )?(healthy|uninfected|sedentary)|matched controls?|"
                      r"\band (\d[\d,]* )(age-matched |matched )?(healthy|uninfected|sedentary) (controls?|volunteers|individuals|subjects)\b"),
     # "A cohort of 200 patients" measured once is not a cohort study: following people over time is.
     ("cohort", r"cohort stud(y|ies)|longitudinal|follow-up|followed (up|for|over)|prospective|retrospective|registry|health records|"
                r"\bcohort\b(?=.{0,80}\b(followed|over \d+ (months|years)|years later|months later|at baseline|at \d+ (months|years)))"),
-    ("case-control", r"healthy controls?"),
+    ("case-control", r"healthy controls?|\b(and|vs\.?|versus|with) \d[\d,]* (\w+ ){0,3}(controls|control (subjects|participants))\b|"
+                     r"compared (them |these \w+ )?(with|to) (\w+ ){0,3}(recovered|uninfected|control) (individuals|people|participants|controls)"),
     ("cross-sectional", r"cross-sectional|survey|questionnaire|\bcohort\b"),
+    # People measured once, with no other design named, is a cross-sectional study.
+    ("cross-sectional", r"\b(\d[\d,]*|[Tt]wo|[Tt]hree|[Ff]our|[Ff]ive|[Ss]ix|[Ss]even|[Ee]ight|[Nn]ine|[Tt]en|[Tt]welve|[Ff]ifteen|[Ss]ixteen|[Tt]wenty) "
+                        r"(\w+ ){0,3}(patients|participants|adults|individuals|people|subjects|women|men|children|respondents)\b"
+                        r"(?=[^.]{0,120}\b(completed|wore|were (assessed|measured|tested|examined|sequenced)|underwent|took part))"),
 ]
 
 
 # Sentences about other or future studies ("placebo-controlled trials are needed") say nothing about
 # this study's own design.
-NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|warrant\w*|further|previous(ly)?|prior|earlier)\b", re.I)
+NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|must|larger|warrant\w*|further|previous(ly)?|prior|earlier)\b", re.I)
 
 
 def infer_study_type(study: Study) -> str:

@@ -169,12 +169,21 @@ def settle(probs: np.ndarray, cue_role: Role, interpretation: bool, threshold: f
     return cue_role if best == cue_role or allowed.max() - probs[LEARNED_ROLES.index(cue_role)] < threshold else best
 
 
+def fixed_by_heading(cue_role: Role, abstract: bool) -> bool:
+    """A summary's own overview (its `Summary` section) stays `summary`, as DESIGN.md maps it, even where
+    it interprets: labellers split on calling such overviews summary or inferred, and summary units are
+    never quoted as findings, so the contract decides rather than the layer."""
+    return cue_role == Role.SUMMARY and not abstract
+
+
 def relearn(reading: Reading, abstract: bool) -> bool:
     """Let the learned layer settle each sentence's role (see `settle`); the reason gives both the
     layer's word and what the cues said. True when any role changed."""
     model, changed, n = _learned(), False, len(reading.sentences)
     for i, sentence in enumerate(reading.sentences):
         cue_role = sentence.cue_role = sentence.role
+        if fixed_by_heading(cue_role, abstract):
+            continue
         dense = dense_features(sentence.text, cue_role, i / max(1, n - 1), abstract)
         probs = learned_probabilities(sentence.text, dense)
         role = settle(probs, cue_role, bool(dense[INTERPRETATION]), model["threshold"], model["observed_threshold"])
