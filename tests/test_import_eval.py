@@ -14,6 +14,8 @@ R1-R3 labellers called them inferred). Since then a summary's own `Summary` sect
 DESIGN.md maps it (the contract breaks the labellers' tie; summary units are never quoted as findings),
 and the layer is retrained on dev R1-R4 without those sentences: R4 0.878 / 1.0, R5 0.784 / 0.976,
 while R1's dev and frozen parts lose the overviews their labeller called inferred (0.90 -> 0.86, 0.85 -> 0.80).
+A sixth blind set, labelled against DESIGN.md's role table and Markdown mapping (R6: 647 sentences,
+40 studies), was then run once: 0.851 / 0.948 / type 0.769 / PEM 1.0 (…-R6.md).
 The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
@@ -34,16 +36,16 @@ def shared():
 
 def labels(name: str, which: str) -> list[dict]:
     items = read(EVALS / name)
-    if which in ("R4", "R5"):
+    if which in ("R4", "R5", "R6"):
         return [i for i in items if i.get("set") == which]
-    return [i for i in items if i["split"] == which and i.get("set") not in ("R4", "R5")]
+    return [i for i in items if i["split"] == which and i.get("set") not in ("R4", "R5", "R6")]
 
 
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
-# part, R2 and R3 (R3 joined after its first run); "frozen" is R1's frozen third; R4 (tuned on after its
-# first run) and R5, the newest blind set, are kept apart.
+# part, R2 and R3 (each joined after its first run); "frozen" is R1's frozen third; R4 and R5 (tuned on
+# after their first runs) and R6, the newest blind set, are kept apart.
 FLOORS = {"dev": (0.85, 0.96, 0.76, 0.95), "frozen": (0.79, 0.93, 0.66, 0.95), "R4": (0.86, 0.96, 0.83, 0.95),
-          "R5": (0.77, 0.96, 0.69, 0.95)}
+          "R5": (0.93, 0.98, 0.69, 0.95), "R6": (0.84, 0.94, 0.76, 0.95)}
 
 
 @pytest.mark.parametrize("which", list(FLOORS))
