@@ -71,7 +71,8 @@ class Rules:
     """Regular expressions per language; the first that matches names itself."""
 
     def __init__(self, spec: dict | list):
-        patterns = spec if isinstance(spec, list) else [p for lang in LANGUAGES for p in spec.get(lang, [])]
+        # "any": rules that read every language alike (an amount and its unit)
+        patterns = spec if isinstance(spec, list) else [p for lang in (*LANGUAGES, "any") for p in spec.get(lang, [])]
         self.patterns = [re.compile(p, re.I) for p in patterns]
 
     def first(self, text: str) -> str | None:
