@@ -57,7 +57,8 @@ class TemplateWriter:
         strength = after or frame
         other = self._other_side(evidence, texts) if verdict == "mixed" else ""
         budget = t["max_words"] - _words(" ".join([*warm, strength, other]))
-        lead = self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
+        lead = (self._premise_evidence(evidence, texts, budget) if verdict == "premise_false" else "") \
+            or self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
         lead = " ".join(p for p in (plain(lead) if mode == "patient" else lead, other) if p)
         fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
         parts = [*warm, lead, strength] if after and lead else [*warm, frame, lead]
@@ -97,6 +98,22 @@ class TemplateWriter:
         fits = _says_plainly(lead, evidence.understanding.question_type)
         plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
         return plain_sentence if _words(plain_sentence) <= budget else ""
+
+    @staticmethod
+    def _premise_evidence(evidence: EvidenceSet, texts: dict, budget: int) -> str:
+        """For a false premise whose lead study did not test the subject itself (a review), what that
+        study reports, cited: a correction alone ("The studies here do not show that it is just lost
+        fitness") leaves the person nothing to say back. Any of its findings may serve, if the study
+        is about the premise's subject (an oxaloacetate trial says nothing about CBT)."""
+        lead = evidence.lead
+        template = texts["bottom_line"]["premise_evidence"]
+        fill = _describe(lead, texts)
+        finding = None if lead.profile.tested else \
+            _finding_for(lead, evidence, budget - _words(template.format(**fill, finding="")) - 1, any_score=True)
+        if finding is None or not subject_terms(evidence.understanding).found_in(
+                " ".join([lead.study.title, *lead.study.items(Role.SUMMARY), finding.text])):
+            return ""
+        return template.format(**fill, finding=cited(_lowered(finding.text), lead.n))
 
     @staticmethod
     def _other_side(evidence: EvidenceSet, texts: dict) -> str:
@@ -218,7 +235,7 @@ def _study_sentence(study: StudyEvidence, t: dict, texts: dict, kind: str) -> st
     return t["tested"].format(**fill)
 
 
-def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
+def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_score: bool = False):
     """The study's lead finding if it fits the word budget, else its best-ranked finding about the
     subject that does (never one opening with a dangling 'It' or 'These'); when no whole finding fits,
     the first clause of one, chosen the same way."""
@@ -229,7 +246,7 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int):
     near_enough = study.profile.tested and not _says_plainly(study, evidence.understanding.question_type)
 
     def close(u: ScoredUnit) -> bool:
-        return u.score >= MIN_FINDING_SCORE or near_enough and u.score >= TESTED_FINDING_SCORE and terms.found_in(u.text)
+        return any_score or u.score >= MIN_FINDING_SCORE or near_enough and u.score >= TESTED_FINDING_SCORE and terms.found_in(u.text)
 
     observed = [u for u in study.units.get(Role.OBSERVED, [])
                 if not cues("roles", "methods").find(u.text) and not method_like(u.text) and close(u)]

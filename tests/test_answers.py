@@ -90,6 +90,19 @@ def test_causal_questions_get_what_the_studies_do_not_prove(assistant, library, 
         assert "cannot tell you" in answer.short_answer
 
 
+def test_a_false_premise_is_corrected_with_what_the_study_reports(assistant, library, answer_schema):
+    """"Just deconditioning" is answered by the review that speaks against it, quoted and cited, not by a
+    bare correction; a premise no cited study is about gets the correction alone."""
+    answer = assistant.ask("since ME is basically just deconditioning from lying around, what exercise plan should i follow")
+    check_contract(answer, library, answer_schema)
+    correction = table("answer")["bottom_line"]["premise_false_unfit"]
+    assert answer.verdict == "premise_false" and answer.bottom_line.startswith(correction)
+    rest = answer.bottom_line[len(correction):]
+    assert " reports: " in rest and rest.rstrip(".").endswith("[1]")
+    quoted = rest.split(" reports: ", 1)[1].rsplit(" [1]", 1)[0]
+    assert any(quoted.lower() in item.text.lower() for item in answer.shows)  # a finding, word for word
+
+
 def test_clinician_mode_gives_more_detail(assistant):
     question = QUESTIONS[1]
     patient, clinician = assistant.ask(question, "patient"), assistant.ask(question, "clinician")
