@@ -9,6 +9,8 @@ from ..study import Pem, Role, Section, Study
 
 # Ordered: the first rule whose pattern matches the study's text decides its type.
 TYPE_RULES = [
+    # Not a study of its own, whatever it discusses (the title cues are in prompts/roles.toml).
+    ("other", r"\bthis (editorial|commentary|opinion piece|news (piece|article|report))\b|\bnewly funded\b"),
     ("systematic-review", r"systematic (literature )?review|meta-analys[ie]s|scoping review"),
     ("protocol", r"study protocol|\bprotocol for\b|trial protocol|\bwill (be )?(recruit|randomi[sz]e|enrol|assess|measure)|"
                  r"recruitment phase|results (have|are) not yet|not yet (been )?(published|available|reported)|"
@@ -23,15 +25,16 @@ TYPE_RULES = [
     ("in-vitro", r"\bin vitro\b|cell lines?\b|cultured cells|myoblasts"),
     ("review", r"\breview\b|perspective (article|paper|piece)|\b(this|a|an?) (\w+ )?perspective\b|hypothesis paper|\bessay\b|"
                r"theoretical (paper|framework)|synthesis of (the )?(\w+ )?literature"),
-    ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b"),
+    ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b|\bpre-post\b|\bpaired-samples? t-tests?\b"),
     ("case-control", r"case[-/]control|(compared (with|to)|versus|vs\.?|against) (\d+ )?(age- and sex-matched |age-matched |matched )?(healthy|uninfected|sedentary)|matched controls?|"
                      r"\band (\d[\d,]* )(age-matched |matched )?(healthy|uninfected|sedentary) (controls?|volunteers|individuals|subjects)\b"),
     # "A cohort of 200 patients" measured once is not a cohort study: following people over time is.
     ("cohort", r"cohort stud(y|ies)|longitudinal|follow-up|followed (up|for|over)|prospective|retrospective|registry|health records|"
                r"\bcohort\b(?=.{0,80}\b(followed|over \d+ (months|years)|years later|months later|at baseline|at \d+ (months|years)))"),
-    ("case-control", r"healthy controls?|\b(and|vs\.?|versus|with) \d[\d,]* (\w+ ){0,3}(controls|control (subjects|participants))\b|"
+    ("case-control", r"healthy controls?|\b(and|vs\.?|versus|with) \d[\d,]* (\w+ ){0,3}(controls|control (subjects|participants|individuals|persons))\b|"
                      r"compared (them |these \w+ )?(with|to) (\w+ ){0,3}(recovered|uninfected|control) (individuals|people|participants|controls)"),
-    ("cross-sectional", r"cross-sectional|survey|questionnaire|\bcohort\b"),
+    ("cross-sectional", r"cross-sectional|survey|questionnaire|\bcohort\b|\b(investigat\w*|determine|estimate|assess\w*) the prevalence\b|"
+                        r"\b(rasch|psychometric|clinimetric)\b"),
     # People measured once, with no other design named, is a cross-sectional study.
     ("cross-sectional", r"\b(\d[\d,]*|[Tt]wo|[Tt]hree|[Ff]our|[Ff]ive|[Ss]ix|[Ss]even|[Ee]ight|[Nn]ine|[Tt]en|[Tt]welve|[Ff]ifteen|[Ss]ixteen|[Tt]wenty) "
                         r"(\w+ ){0,3}(patients|participants|adults|individuals|people|subjects|women|men|children|respondents)\b"
@@ -41,7 +44,7 @@ TYPE_RULES = [
 
 # Sentences about other or future studies ("placebo-controlled trials are needed") say nothing about
 # this study's own design.
-NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|must|larger|warrant\w*|further|previous(ly)?|prior|earlier)\b", re.I)
+NOT_THIS_STUDY = re.compile(r"\b(needed|future|should|must|larger|warrant\w*|(further|previous|prior|earlier|other) (\w+ )?(stud(y|ies)|research|trials?|work|reports?))\b", re.I)
 
 
 def infer_study_type(study: Study) -> str:
