@@ -84,6 +84,8 @@ def _spec() -> dict:
             "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
             "dangling": re.compile(spec["profile"]["dangling"], re.I),
             "method_like": re.compile(spec["profile"]["method_like"], re.I),
+            "side_outcome": re.compile(spec["profile"]["side_outcome"], re.I),
+            "side_asked": re.compile(spec["profile"]["side_asked"], re.I),
             "link": re.compile(spec["profile"]["link"], re.I),
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
@@ -107,7 +109,8 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     for n, hit in enumerate(chosen, start=1):
         own = units[hit.study.id]
         evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own,
-                                              profile(hit.study, own, terms, understanding.question_type == "treatment")))
+                                              profile(hit.study, own, terms, understanding.question_type == "treatment",
+                                                      side_asked(understanding))))
     return evidence
 
 
@@ -170,9 +173,10 @@ def mentions(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms) ->
                                                    for u in units.get(role, []))]))
 
 
-def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, treatment: bool = False) -> Profile:
+def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, treatment: bool = False,
+            side_ok: bool = False) -> Profile:
     spec = _spec()
-    finding = lead_unit(units.get(Role.OBSERVED, []), terms, treatment)
+    finding = lead_unit(units.get(Role.OBSERVED, []), terms, treatment, side_ok)
     about = finding is not None and terms.found_in(finding.text) and not spec["not_tested"].search(finding.text)
     # A named subject must be in the study's finding or title; for loosely worded questions the
     # study's best-matching finding is about the question if the study measured anything at all.
@@ -217,16 +221,23 @@ def _against_comparison(units: list[ScoredUnit], terms: Terms) -> tuple[str, Sco
     return ("mixed", found[0][1]) if {"benefit", "no_benefit"} <= said else found[0]
 
 
-def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False) -> ScoredUnit | None:
-    """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These'; for a
-    treatment question, the result against a comparison (placebo, sham, usual care) before the rest."""
-    comparator = _spec()["comparator"]
+def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False, side_ok: bool = False) -> ScoredUnit | None:
+    """The unit that should lead: about the subject, not opening with a dangling 'It' or 'These', not
+    how the study went (dropouts, safety) unless that is asked (`side_ok`); for a treatment question,
+    the result against a comparison (placebo, sham, usual care) before the rest."""
+    comparator, side = _spec()["comparator"], _spec()["side_outcome"]
     head = re.compile(rf"\b{re.escape(terms.head)}", re.I) if len(terms.head) > 3 else None
     scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) or method_like(u.text) else 0.0)
+               - (0.2 if not side_ok and side.search(u.text) else 0.0)
                + (0.1 if head and head.search(u.text) else 0.0)
                + (0.15 if treatment and comparator.search(u.text) else 0.0), u)
               for u in units]
     return max(scored, key=lambda x: x[0])[1] if scored else None
+
+
+def side_asked(understanding: Understanding) -> bool:
+    """The question asks about safety, side effects or how well a treatment is tolerated."""
+    return bool(_spec()["side_asked"].search(understanding.search_text))
 
 
 def dangling(text: str) -> bool:

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Callable, Protocol
 
 from .evidence import (CAUSAL_CUES, TRIALS, EvidenceSet, StudyEvidence, both_ways, dangling, direction, disagreements,
-                       lead_unit, method_like, prevention_only, subject_terms)
+                       lead_unit, method_like, prevention_only, side_asked, subject_terms)
 from .parse.roles import cues
 from .present import as_sentence
 from .prompts import table
@@ -256,7 +256,7 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_s
         fitting = [u for u in candidates if _words(u.text) <= min(budget, FINDING_WORDS)]
         if lead and (same := [u for u in fitting if u.id == lead.id]):
             return same[0]
-        unit = lead_unit(fitting[:3], terms)
+        unit = lead_unit(fitting[:3], terms, side_ok=side_asked(evidence.understanding))
         return unit if unit and not dangling(unit.text) else None
 
     # First clauses are cut only when no whole finding fits.
@@ -266,7 +266,7 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_s
 # Where a finding joins a second clause to its first: what comes before is still true on its own
 # ("IL-6 was higher in patients, while TNF did not differ" -> "IL-6 was higher in patients"), unless an
 # "and" clause qualifies it ("…, and the difference disappeared after adjustment"): then it is kept whole.
-CLAUSE_BREAK = re.compile(r"(;|,? while|,? whereas|, and) ")
+CLAUSE_BREAK = re.compile(r"(;|,? while|,? whereas|, and|,? including) ")
 QUALIFIES = re.compile(r"\b(not|no|non\w*|only|adjust\w*|disappear\w*|except|although|however|but|unless|weak\w*|"
                        r"trend\w*|significan\w*|this|these|that|it)\b", re.I)
 FINITE = re.compile(r"\b(was|were|is|are|had|has|did|does|showed|found|rose|fell|increased|decreased|differed|"

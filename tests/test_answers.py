@@ -103,6 +103,14 @@ def test_a_false_premise_is_corrected_with_what_the_study_reports(assistant, lib
     assert any(quoted.lower() in item.text.lower() for item in answer.shows)  # a finding, word for word
 
 
+def test_what_the_treatment_did_leads_unless_tolerability_is_asked(assistant):
+    """A trial's dropout rate or safety record answers "is it tolerable?", not "does it help?"."""
+    helps = assistant.ask("does heart rate variability biofeedback help long covid fatigue?")
+    tolerable = assistant.ask("is hrv biofeedback tolerable for long covid patients, did many drop out?")
+    assert "fatigue improved" in helps.bottom_line and "dropout" not in helps.bottom_line
+    assert "dropout" in tolerable.bottom_line
+
+
 def test_clinician_mode_gives_more_detail(assistant):
     question = QUESTIONS[1]
     patient, clinician = assistant.ask(question, "patient"), assistant.ask(question, "clinician")
