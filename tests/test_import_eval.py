@@ -36,16 +36,17 @@ def shared():
 
 def labels(name: str, which: str) -> list[dict]:
     items = read(EVALS / name)
-    if which in ("R4", "R5", "R6"):
+    if which in KEPT_APART:
         return [i for i in items if i.get("set") == which]
-    return [i for i in items if i["split"] == which and i.get("set") not in ("R4", "R5", "R6")]
+    return [i for i in items if i["split"] == which and i.get("set") not in KEPT_APART]
 
 
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
-# part, R2 and R3 (each joined after its first run); "frozen" is R1's frozen third; R4 and R5 (tuned on
-# after their first runs) and R6, the newest blind set, are kept apart.
-FLOORS = {"dev": (0.85, 0.96, 0.76, 0.95), "frozen": (0.79, 0.93, 0.66, 0.95), "R4": (0.86, 0.96, 0.83, 0.95),
-          "R5": (0.93, 0.98, 0.69, 0.95), "R6": (0.84, 0.94, 0.76, 0.95)}
+# part, R2 and R3 (each joined after its first run); "frozen" is R1's frozen third; R4, R5 and R6 (tuned
+# on after their first runs) are kept apart.
+FLOORS = {"dev": (0.85, 0.96, 0.76, 0.95), "frozen": (0.79, 0.93, 0.66, 0.95), "R4": (0.85, 0.96, 0.83, 0.95),
+          "R5": (0.93, 0.98, 0.69, 0.95), "R6": (0.95, 0.98, 0.76, 0.95)}
+KEPT_APART = ("R4", "R5", "R6", "R7")  # R7: the newest blind set, frozen, not in any test until its one run
 
 
 @pytest.mark.parametrize("which", list(FLOORS))

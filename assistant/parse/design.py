@@ -16,14 +16,14 @@ TYPE_RULES = [
                  r"recruitment phase|results (have|are) not yet|not yet (been )?(published|available|reported)|"
                  r"\b(currently )?ongoing (randomi[sz]ed|clinical|placebo|phase|double-blind)"),
     # A review that describes trials is not one ("a narrative literature review of randomised trials").
-    ("review", r"narrative (literature )?review|\bliterature review|critical analysis of [^.]{0,40}literature|synthesi[sz]ed? (the )?(current|existing|available) (scientific )?evidence"),
+    ("review", r"narrative (literature )?review|\bliterature review|\bthis review\b|\bthe authors reviewed\b|critical analysis of [^.]{0,40}literature|synthesi[sz]ed? (the )?(current|existing|available) (scientific )?evidence"),
     ("guideline", r"\bguideline|consensus recommendations|practice guide|leitfaden"),
     ("case-report", r"case report|case series|case-series|a single patient|\ba case of\b|\bone patient\b|\b(an?|one) (extremely |very )?severe \S+ patient\b|\b\d+-year-old (man|woman|male|female|patient)"),
     ("rct", r"(?<!non-)(?<!non)randomi[sz]ed[^.]{0,60}(placebo|controlled|trial)|(?<!non-)placebo-controlled|\brandomly (assigned|allocated)"),
     ("non-randomised-trial", r"open-label|single-arm|uncontrolled|non-randomi[sz]ed|proof[- ]of[- ]concept|observational study of .{0,40}(treatment|therapy|immunoadsorption)"),
     ("animal", r"(?-i:\b([Mm]ice|[Mm]ouse|[Mm]urine|[Rr]ats?)\b)|animal model"),
     ("in-vitro", r"\bin vitro\b|cell lines?\b|cultured cells|myoblasts"),
-    ("review", r"\breview\b|perspective (article|paper|piece)|\b(this|a|an?) (\w+ )?perspective\b|hypothesis paper|\bessay\b|"
+    ("review", r"(?<!chart )(?<!records )(?<!record )\breview\b(?! of (\w+ )?(medical |health |patient )?(records|charts|notes))|perspective (article|paper|piece)|\b(this|a|an?) (\w+ )?perspective\b|hypothesis paper|\bessay\b|"
                r"theoretical (paper|framework)|synthesis of (the )?(\w+ )?literature"),
     ("non-randomised-trial", r"pilot trial|\btreated with\b|\bpatients (received|were given)\b|\bpre-post\b|\bpaired-samples? t-tests?\b"),
     ("case-control", r"case[-/]control|(compared (with|to)|versus|vs\.?|against) (\d+ )?(age- and sex-matched |age-matched |matched )?(healthy|uninfected|sedentary)|matched controls?|"
