@@ -15,7 +15,9 @@ DESIGN.md maps it (the contract breaks the labellers' tie; summary units are nev
 and the layer is retrained on dev R1-R4 without those sentences: R4 0.878 / 1.0, R5 0.784 / 0.976,
 while R1's dev and frozen parts lose the overviews their labeller called inferred (0.90 -> 0.86, 0.85 -> 0.80).
 A sixth blind set, labelled against DESIGN.md's role table and Markdown mapping (R6: 647 sentences,
-40 studies), was then run once: 0.851 / 0.948 / type 0.769 / PEM 1.0 (…-R6.md).
+40 studies), was then run once: 0.851 / 0.948 / type 0.769 / PEM 1.0 (…-R6.md); after it joined dev (the
+layer retrained on R1-R6, more study-type rules), a seventh (R7: 670 sentences, 40 studies) was run once:
+0.854 / 1.0 / type 0.718 / PEM 0.974 (…-R7.md).
 The issue's targets (0.90, 0.95, 0.90, 0.90) are not met; these tests guard against going backwards."""
 from pathlib import Path
 
@@ -43,10 +45,10 @@ def labels(name: str, which: str) -> list[dict]:
 
 # split: (role accuracy, observed precision, study type, PEM) reached, a little below. Dev holds R1's dev
 # part, R2 and R3 (each joined after its first run); "frozen" is R1's frozen third; R4, R5 and R6 (tuned
-# on after their first runs) are kept apart.
+# on after their first runs) and R7, the newest blind set (run once), are kept apart.
 FLOORS = {"dev": (0.85, 0.96, 0.76, 0.95), "frozen": (0.79, 0.93, 0.66, 0.95), "R4": (0.85, 0.96, 0.83, 0.95),
-          "R5": (0.93, 0.98, 0.69, 0.95), "R6": (0.95, 0.98, 0.76, 0.95)}
-KEPT_APART = ("R4", "R5", "R6", "R7")  # R7: the newest blind set, frozen, not in any test until its one run
+          "R5": (0.93, 0.98, 0.69, 0.95), "R6": (0.95, 0.98, 0.76, 0.95), "R7": (0.84, 0.98, 0.70, 0.95)}
+KEPT_APART = ("R4", "R5", "R6", "R7")
 
 
 @pytest.mark.parametrize("which", list(FLOORS))
