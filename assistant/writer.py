@@ -210,7 +210,7 @@ def _asked_people(study: StudyEvidence) -> bool:
 def _says_plainly(study: StudyEvidence, kind: str) -> bool:
     """Whether "found {direction}" says truly what the study found: a benefit (or none) from a trial or
     a survey for a treatment question, a measured difference from any other design for any other
-    question. A trial never "found higher levels in people with ME/CFS", and a cohort never "found it
+    question. A trial never "found higher levels in the patients", and a cohort never "found it
     helped"; those studies are quoted in their own words instead."""
     said, design = study.profile.direction, study.profile.design
     if kind == "treatment":  # a survey says what people said helped them; a scan says no such thing
