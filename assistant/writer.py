@@ -79,7 +79,7 @@ class TemplateWriter:
         other_trial = evidence.understanding.question_type == "treatment" and lead.profile.design in TRIALS
         # Within a tight budget the finding is worth more than the study's description, which the short
         # answer and the evidence table give anyway ("found higher levels" says too little).
-        keys = ("quote", "quote_brief") if lead.profile.tested else ("related", "related_brief")
+        keys: tuple[str, ...] = ("quote", "quote_brief") if lead.profile.tested else ("related", "related_brief")
         if fill["lead"] == texts["plain_kinds"]["measured-once_unknown"]:  # not "The closest study, a study, …"
             keys = keys[1:]
         for key in keys:
