@@ -269,7 +269,7 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_s
 # Where a finding joins a second clause to its first: what comes before is still true on its own
 # ("IL-6 was higher in patients, while TNF did not differ" -> "IL-6 was higher in patients"), unless an
 # "and" clause qualifies it ("…, and the difference disappeared after adjustment"): then it is kept whole.
-CLAUSE_BREAK = re.compile(r"(;|,? while|,? whereas|, and|,? including) ")
+CLAUSE_BREAK = re.compile(r"(;|,? while|,? whereas|, and) ")
 QUALIFIES = re.compile(r"\b(not|no|non\w*|only|adjust\w*|disappear\w*|except|although|however|but|unless|weak\w*|"
                        r"trend\w*|significan\w*|this|these|that|it)\b", re.I)
 FINITE = re.compile(r"\b(was|were|is|are|had|has|did|does|showed|found|rose|fell|increased|decreased|differed|"
