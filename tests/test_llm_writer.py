@@ -170,11 +170,11 @@ def test_server_failures_fall_back_to_the_deterministic_answer(assistant, server
 
 
 def split_of(case: str) -> str:
-    """c01–c212 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
-    c116–c162 and c163–c212 were frozen splits, each run once and then tuned on); c213–c265, scripted by
-    two helpers who never saw the verifier against the data of the blind-written questions of P11, are
-    frozen."""
-    return "dev" if int(case[1:]) <= 212 else "frozen"
+    """c01–c265 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
+    c116–c162, c163–c212 and c213–c265 were frozen splits, each run once and then joined dev); c266–c315,
+    scripted by two helpers who never saw the verifier against the data of the blind-written questions
+    of P14, are frozen."""
+    return "dev" if int(case[1:]) <= 265 else "frozen"
 
 
 CASES = ROOT / "evals" / "llm_cases.json"
@@ -247,11 +247,11 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c212) after tuning 0.925 of unsupported dropped and 0.804 of
-# faithful kept; on the frozen split c213–c265's first run 384 of 424 and 295 of 371
-# (evals/reports/2026-11-27-llm-verifier-c213-c265-first-run.md). The issue's targets (100 % dropped,
+# What the verifier reached: on dev (c01–c265) 0.921 of unsupported dropped and 0.802 of faithful kept;
+# on the frozen split c266–c315's first run 366 of 400 and 302 of 350
+# (evals/reports/2026-11-27-llm-verifier-c266-c315-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.92, 0.80), "frozen": (0.90, 0.79)}
+FLOORS = {"dev": (0.91, 0.79), "frozen": (0.91, 0.85)}
 
 
 @pytest.mark.slow
