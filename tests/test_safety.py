@@ -63,6 +63,11 @@ def test_figures_of_speech_and_ordinary_symptoms_are_not_crises(fake_gate, text)
     ("how much vitamin D will fix it", True, False), ("should I stop my beta blocker?", True, False),
     ("what dose of LDN did the trials use?", False, False), ("do I have ME or is this depression?", False, True),
     ("does my son have POTS? his heart goes 140 when he stands", False, True),
+    # amounts and "could she have" read alike in every language (an `any` rule list)
+    ("Ich nehme seit 3 Wochen 1,5 mg LDN. Kann ich auf 3 mg erhöhen?", True, False),
+    ("mijn dochter krijgt 0,5 mg melatonine. mag dat naar 1 mg?", True, False),
+    ("me canso muchísimo después de cualquier esfuerzo. ¿puede ser encefalomielitis miálgica?", False, True),
+    ("zou ze ME/CVS kunnen hebben?", False, True), ("did the LDN trials use 4.5 mg?", False, False),
 ])
 def test_advice_notes_fire_only_when_advice_is_asked(fake_gate, text, dose, diagnosis):
     call = fake_gate.check(text)
