@@ -106,11 +106,11 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     units = {h.study.id: {role: store.units(h.study.id, role, query) for role in Role} for h in hits}
     speaking = [h for h in hits if mentions(h.study, units[h.study.id], terms)] or hits[:1]
     chosen = [h for h in speaking if h.relevance >= best - margin or h is speaking[0]][:max_studies]
+    treatment, side_ok = understanding.question_type == "treatment", side_asked(understanding)
     for n, hit in enumerate(chosen, start=1):
         own = units[hit.study.id]
         evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own,
-                                              profile(hit.study, own, terms, understanding.question_type == "treatment",
-                                                      side_asked(understanding))))
+                                              profile(hit.study, own, terms, treatment, side_ok)))
     return evidence
 
 

@@ -253,13 +253,13 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_s
 
     observed = [u for u in study.units.get(Role.OBSERVED, [])
                 if not cues("roles", "methods").find(u.text) and not method_like(u.text) and close(u)]
-    lead = study.profile.finding
+    lead, side_ok = study.profile.finding, side_asked(evidence.understanding)
 
     def pick(candidates: list[ScoredUnit]) -> ScoredUnit | None:
         fitting = [u for u in candidates if _words(u.text) <= min(budget, FINDING_WORDS)]
         if lead and (same := [u for u in fitting if u.id == lead.id]):
             return same[0]
-        unit = lead_unit(fitting[:3], terms, side_ok=side_asked(evidence.understanding))
+        unit = lead_unit(fitting[:3], terms, side_ok=side_ok)
         return unit if unit and not dangling(unit.text) else None
 
     # First clauses are cut only when no whole finding fits.
