@@ -170,11 +170,11 @@ def test_server_failures_fall_back_to_the_deterministic_answer(assistant, server
 
 
 def split_of(case: str) -> str:
-    """c01–c265 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
-    c116–c162, c163–c212 and c213–c265 were frozen splits, each run once and then joined dev); c266–c315,
-    scripted by two helpers who never saw the verifier against the data of the blind-written questions
-    of P14, are frozen."""
-    return "dev" if int(case[1:]) <= 265 else "frozen"
+    """c01–c315 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
+    c116–c162, c163–c212, c213–c265 and c266–c315 were frozen splits, each run once and then joined
+    dev); c316–c367, scripted by two helpers who never saw the verifier against the data of the
+    blind-written questions of P15, are frozen."""
+    return "dev" if int(case[1:]) <= 315 else "frozen"
 
 
 CASES = ROOT / "evals" / "llm_cases.json"
