@@ -149,8 +149,10 @@ class SafetyGate:
                 call.why.append(f"{name} rule {rule}")
                 return call
         research = bool(spec["research_topic"].first(literal) and spec["research_frame"].first(literal))
-        # Naming suicide or self-harm is a crisis unless the question is framed as research.
-        if not research and (rule := spec["crisis_topic"].first(literal)):
+        # Naming suicide or self-harm is a crisis unless the question is framed as research, or tells of
+        # a past crisis that is over ("tried to take my life two years ago, much better now"): the
+        # layers below then read it, cautiously.
+        if not research and not over and (rule := spec["crisis_topic"].first(literal)):
             call.level, call.kind = URGENT, "crisis"
             call.why.append(f"crisis topic rule {rule}")
             return call
