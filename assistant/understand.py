@@ -47,6 +47,8 @@ def _lexicon() -> dict:
         "emotion": [re.compile(p, re.I) for p in spec["emotion"]["patterns"]],
         "warm": spec["emotion"]["warm"],
         "names": spec.get("names", {}),
+        "yes_no": re.compile(spec["yes_no"]["pattern"], re.I),
+        "personal": re.compile(spec["yes_no"]["personal"], re.I),
         "context": set(spec.get("context", {}).get("terms", [])),
     }
 
@@ -125,6 +127,13 @@ def premise_kind(question: str) -> str | None:
     return next((kind for kind, patterns in _lexicon()["premise_kinds"].items() if any(p.search(question) for p in patterns)), None)
 
 
+def asks_yes_no(question: str) -> bool:
+    """The question asks yes or no ("is it all in my head?", "does LDN help?"), and not about one
+    person ("do I have POTS?")."""
+    lex = _lexicon()
+    return bool(lex["yes_no"].search(question)) and not lex["personal"].search(question)
+
+
 def context_terms() -> set[str]:
     """Lexicon terms that set a question's context rather than its subject ("children", "how common")."""
     return _lexicon()["context"]
@@ -144,4 +153,32 @@ def _subject(named: list[str], kept: list[str]) -> str:
     if named:
         return named[0]
     words = [w for w in kept if w.lower() not in GENERIC and len(w) > 2]
+    # Everyday words ("caught", "last", "month") rarely name what is asked; the rarest words in
+    # English ("reinfected", "smartwatch", "detox") usually do. Kept in the question's order.
+    specific = [w for w in sorted(words, key=_everyday)[:3] if _everyday(w) < SPECIFIC and not _misspelt(w)]
+    if specific:
+        return " ".join(w for w in words if w in specific)
     return " ".join(words[:5]) or "this"
+
+
+SPECIFIC = 3.7  # Zipf frequency below which a word is specific enough to name a subject
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _everyday(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word.lower(), "en")
+
+
+def _misspelt(word: str) -> bool:
+    """One letter away from a much commoner word ("diffrent", "seperate", "shouldve"): a typo, not
+    a specific subject."""
+    word = word.lower()
+    if len(word) < 6:  # short words sit one letter from many others ("mold", "gold")
+        return False
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = {a + b[1:] for a, b in splits if b} | {a + c + b[1:] for a, b in splits if b for c in LETTERS} \
+        | {a + c + b for a, b in splits for c in LETTERS} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    contraction = {word[:-len(end)] + "'" + end for end in ("ve", "nt", "ll", "re", "s", "d") if word.endswith(end)}
+    return any(_everyday(e) >= _everyday(word) + 1.5 for e in (edits | contraction) - {word})

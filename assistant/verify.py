@@ -268,9 +268,12 @@ class SentenceVerifier:
 
     def _support(self, body: str, support: list[Supply]) -> list[str]:
         """Numbers, names, designs and content words of the sentence must be in the supporting units."""
-        said = " ".join(s.unit.text for s in support).lower()
         cited = {s.n for s in support}
         studies = [self.studies[n] for n in sorted(cited)]
+        said = " ".join(s.unit.text for s in support).lower()
+        # The writer is given each source's title and participants too: the names in them ("COVID-19",
+        # "post-COVID") and the words that say how it was done ("randomised", "pilot") may be used.
+        titled = " ".join([said, *(f"{e.study.title} {e.study.participants or ''}" for e in studies)]).lower()
         reasons = []
         # A figure may come from any unit given for the studies the sentence rests on.
         allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
@@ -285,10 +288,10 @@ class SentenceVerifier:
             reasons.append(f"words not in the cited units: {', '.join(sorted(set(uncovered)))}")
         elif specific := _specific(body, {w for w in words if w in uncovered}, bool(_lexicon()["hedge"].search(body))):
             reasons.append(f"says what the cited units do not: {', '.join(specific)}")
-        reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, said, unit_stems)]
+        reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, titled, unit_stems)]
         designs = {s.profile.design or "other" for s in studies}
         for word, kinds in _lexicon()["designs"].items():
-            if re.search(rf"\b{word}\b", body, re.I) and not designs & set(kinds) and not re.search(rf"\b{word}", said):
+            if re.search(rf"\b{word}\b", body, re.I) and not designs & set(kinds) and not re.search(rf"\b{word}", titled):
                 reasons.append(f"calls a source a {word}, which it is not")
         return reasons
 

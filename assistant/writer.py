@@ -18,7 +18,7 @@ from .prompts import table
 from .store import ScoredUnit
 from .study import Role
 from .verify import sentences as verify_sentences
-from .understand import context_terms, premise_kind, warm_sentence
+from .understand import asks_yes_no, context_terms, premise_kind, warm_sentence
 
 
 @dataclass
@@ -53,15 +53,24 @@ class TemplateWriter:
         frame = verdict_sentence(evidence, verdict)
         # What was found answers "what happens / is there / how common" best, so it comes first and
         # the evidence's strength follows; a treatment question is answered by the verdict itself.
+        # A yes-or-no question is answered yes, no or maybe first: in place of the strength sentence
+        # (it says the strength too) or before the verdict sentence.
         after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
-        strength = after or frame
+        o = opener(evidence, verdict)
+        replaces = bool(o and after)
+        if o and not after:
+            frame = f"{o} {frame}"
+        strength = o if replaces else after or frame
         other = self._other_side(evidence, texts) if verdict == "mixed" else ""
         budget = t["max_words"] - _words(" ".join([*warm, strength, other]))
         lead = (self._premise_evidence(evidence, texts, budget) if verdict == "premise_false" else "") \
             or self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
         lead = " ".join(p for p in (plain(lead) if mode == "patient" else lead, other) if p)
         fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
-        parts = [*warm, lead, strength] if after and lead else [*warm, frame, lead]
+        if after and lead:
+            parts = [*warm, strength, lead] if replaces else [*warm, lead, strength]
+        else:
+            parts = [*warm, frame, lead]
         return Written(" ".join(p for p in parts if p), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
 
     def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int, own_finding: bool = False) -> str:
@@ -151,24 +160,43 @@ class TemplateWriter:
         return " ".join(parts + extra + closing)
 
 
+def opener(evidence: EvidenceSet, verdict: str) -> str:
+    """A plain yes, no or maybe for a yes-or-no question, read from the verdict (a false premise is
+    answered "No." whatever its wording); empty when the verdict sentence says it already."""
+    t, kind = table("answer")["bottom_line"], evidence.understanding.question_type
+    if verdict != "premise_false" and not asks_yes_no(evidence.question):
+        return ""
+    if verdict == "supported" and kind == "treatment":  # "It seems to help." says it
+        return ""
+    key = _verdict_key(evidence, verdict)
+    return t.get(f"opener_{key}") or t.get(f"opener_{verdict}_{kind}") or t.get(f"opener_{verdict}", "")
+
+
 def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     """The plain answer and its strength, from the verdict (no quote, no citation). A subject is named
     only when the lexicon knows it: loose words from the question read badly ("early evidence on read
     putting blood"), so a loosely worded subject is called "this"."""
     t, u = table("answer")["bottom_line"], evidence.understanding
-    key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
-    trials = [s for s in evidence.tested if s.profile.design in TRIALS]
-    if key == "limited_treatment" and trials and all(prevention_only(evidence, s) for s in trials):
-        key = "limited_treatment_prevention"
-    elif key == "limited_treatment" and not trials:
-        key = "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
-    elif key == "premise_false" and (kind := premise_kind(evidence.question)):
-        key = f"premise_false_{kind}"
+    key = _verdict_key(evidence, verdict)
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.
     named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
     template = t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
+
+
+def _verdict_key(evidence: EvidenceSet, verdict: str) -> str:
+    """Which verdict sentence fits: by verdict and question type, then what the trials were."""
+    t, u = table("answer")["bottom_line"], evidence.understanding
+    key = t.get(f"{verdict}_{u.question_type}") and f"{verdict}_{u.question_type}" or verdict
+    trials = [s for s in evidence.tested if s.profile.design in TRIALS]
+    if key == "limited_treatment" and trials and all(prevention_only(evidence, s) for s in trials):
+        return "limited_treatment_prevention"
+    if key == "limited_treatment" and not trials:
+        return "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
+    if key == "premise_false" and (kind := premise_kind(evidence.question)):
+        return f"premise_false_{kind}"
+    return key
 
 
 SHORT_WORDS = {"patient": 120, "clinician": 200}  # the short answer's word budget

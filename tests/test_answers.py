@@ -96,7 +96,8 @@ def test_a_false_premise_is_corrected_with_what_the_study_reports(assistant, lib
     answer = assistant.ask("since ME is basically just deconditioning from lying around, what exercise plan should i follow")
     check_contract(answer, library, answer_schema)
     correction = table("answer")["bottom_line"]["premise_false_unfit"]
-    assert answer.verdict == "premise_false" and answer.bottom_line.startswith(correction)
+    no = table("answer")["bottom_line"]["opener_premise_false"]
+    assert answer.verdict == "premise_false" and answer.bottom_line.startswith(f"{no} {correction}")
     rest = answer.bottom_line[len(correction):]
     assert " reports: " in rest and rest.rstrip(".").endswith("[1]")
     quoted = rest.split(" reports: ", 1)[1].rsplit(" [1]", 1)[0]
@@ -292,7 +293,7 @@ def test_question_type_comes_from_the_learned_layer(assistant, question, kind):
 def test_a_treatment_tested_only_in_surveys_says_no_trial_tested_it(assistant):
     answer = assistant.ask("does low dose naltrexone actualy work")
     assert answer.verdict == "limited"
-    assert answer.bottom_line.startswith("No trial in the library has tested low-dose naltrexone")
+    assert answer.bottom_line.startswith("Not known. No trial in the library has tested low-dose naltrexone")
     assert len(answer.bottom_line.split()) <= table("answer")["bottom_line"]["max_words"]
 
 
