@@ -173,6 +173,8 @@ class SafetyGate:
     def _learned(self) -> dict:
         data = json.loads((PROMPTS_DIR / "safety_learned.json").read_text(encoding="utf-8"))
         data["idf"], data["weights"] = np.asarray(data["idf"]), np.asarray(data["weights"])
+        for head in data["notes"].values():
+            head["weights"] = np.asarray(head["weights"])
         return data
 
     def _learned_layer(self, literal: str, call: SafetyCall, cautious: bool = False) -> None:
@@ -226,10 +228,15 @@ class SafetyGate:
         personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
         decision = spec["decision"].first(text) is not None and spec["not_treatment_decision"].first(text) is None
-        asked = spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or decision)
+        # The rules generalise a set's wording; the learned heads read the labelled messages' (typos,
+        # five languages, wordings no rule has seen). Either shows the note.
+        model, threshold = self._learned, self._learned["note_threshold"]
+        asked = (spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or decision)
+                 or learned_danger(model, text, model["notes"]["dose"]) >= threshold)
         # "What did the trial use, and should I take the same?" asks for oneself despite the study frame.
         dose = spec["dose_for_me"].first(text) is not None or not about_studies and asked
-        diagnosis = not spec["diagnosis_research"].first(text) and spec["diagnosis"].first(text) is not None
+        diagnosis = not spec["diagnosis_research"].first(text) and (
+            spec["diagnosis"].first(text) is not None or learned_danger(model, text, model["notes"]["diagnosis"]) >= threshold)
         return dose, diagnosis
 
     @staticmethod
@@ -239,11 +246,13 @@ class SafetyGate:
         return "other" if OTHER.search(question) and not SELF_AT_RISK.search(question) else "self"
 
 
-def learned_danger(model: dict, text: str) -> float:
+def learned_danger(model: dict, text: str, head: dict | None = None) -> float:
     """The learned layer's probability of danger for a text (model: prompts/safety_learned.json with
-    `idf` and `weights` as arrays): logistic regression over its character n-gram TF-IDF vector."""
+    `idf` and `weights` as arrays): logistic regression over its character n-gram TF-IDF vector. With
+    `head` (one of the model's `notes`), the probability that the text asks for that note."""
     index, values = sublinear_tfidf(char_ngrams(text, *model["ngrams"]), model["vocabulary"], model["idf"])
-    return float(1 / (1 + np.exp(-(values @ model["weights"][index] + model["bias"]))))
+    weights, bias = (head["weights"], head["bias"]) if head else (model["weights"], model["bias"])
+    return float(1 / (1 + np.exp(-(values @ weights[index] + bias))))
 
 
 def _rank(level: str) -> int:

@@ -33,6 +33,13 @@ C = 32
 # where the embedding layer gave 0.845 / 4.6 %, and raised 1.0 % of the other half of the everyday
 # questions. Recall comes first: a borderline alarm still shows the answer.
 THRESHOLD = 0.6
+# The notes' heads (dose or decision asked; diagnosis asked), on the same n-grams, trained on the dev
+# messages' advice labels. Chosen on set AC (held out of the training) before any rule was generalised
+# from set AD: at 0.8 the rules plus these heads raised AC's dose-note recall from 0.77 to 0.86 and its
+# diagnosis-note recall from 0.85 to 0.88 with precision still 1.0 (held out in turn, sets X, Y and Z
+# lost no precision either). A dose asked about what studies used is still not advice (assistant/safety.py).
+NOTE_THRESHOLD = 0.8
+NOTES = {"dose": ("dose", "decision"), "diagnosis": ("diagnosis",)}
 
 
 def main() -> int:
@@ -52,14 +59,23 @@ def main() -> int:
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, min_df=2, sublinear_tf=True)
     model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(vectorizer.fit_transform(texts), labels)
     vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
+    notes = {name: note_head(vectorizer, items, advice) for name, advice in NOTES.items()}
     out = {"about": "safety gate learned layer: logistic regression over character 2-5-gram TF-IDF; written by "
                     "tools/train_safety.py", "threshold": THRESHOLD, "ngrams": list(NGRAMS), "examples": len(texts),
            "bias": round(float(model.intercept_[0]), 6), "vocabulary": vocabulary,
-           "idf": [round(float(x), 5) for x in vectorizer.idf_], "weights": [round(float(w), 5) for w in model.coef_[0]]}
+           "idf": [round(float(x), 5) for x in vectorizer.idf_], "weights": [round(float(w), 5) for w in model.coef_[0]],
+           "note_threshold": NOTE_THRESHOLD, "notes": notes}
     check(out, texts, model.predict_proba(vectorizer.transform(texts))[:, 1])
     (ROOT / "prompts" / "safety_learned.json").write_text(json.dumps(out, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote prompts/safety_learned.json from {len(texts)} examples ({len(vocabulary)} n-grams)", file=sys.stderr)
     return 0
+
+
+def note_head(vectorizer, items: list[dict], advice: tuple[str, ...]) -> dict:
+    """A head that reads whether a message asks for this note, from the dev messages' advice labels."""
+    labels = [int(i["advice"] in advice) for i in items]
+    head = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(vectorizer.transform([i["text"] for i in items]), labels)
+    return {"bias": round(float(head.intercept_[0]), 6), "weights": [round(float(w), 5) for w in head.coef_[0]]}
 
 
 def everyday_questions() -> list[str]:
