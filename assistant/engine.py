@@ -157,7 +157,8 @@ class Assistant:
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
-        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, _subject(understood), _treatment(question, understood))
+        relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, _subject(understood), _treatment(question, understood),
+                                             loose=not understood.named)
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):
@@ -200,8 +201,10 @@ class Assistant:
         hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
                                      top_k=max(self.settings.top_k, self.settings.candidates))
         treatment = _treatment(understood.search_text, understood)
-        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], _subject(understood), treatment)[0] for hit in hits)
-        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], _subject(understood), treatment)[0]
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], _subject(understood), treatment, not understood.named)[0]
+                    for hit in hits)
+        together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], _subject(understood), treatment,
+                                           not understood.named)[0]
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod

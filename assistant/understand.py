@@ -153,32 +153,4 @@ def _subject(named: list[str], kept: list[str]) -> str:
     if named:
         return named[0]
     words = [w for w in kept if w.lower() not in GENERIC and len(w) > 2]
-    # Everyday words ("caught", "last", "month") rarely name what is asked; the rarest words in
-    # English ("reinfected", "smartwatch", "detox") usually do. Kept in the question's order.
-    specific = [w for w in sorted(words, key=_everyday)[:3] if _everyday(w) < SPECIFIC and not _misspelt(w)]
-    if specific:
-        return " ".join(w for w in words if w in specific)
     return " ".join(words[:5]) or "this"
-
-
-SPECIFIC = 3.7  # Zipf frequency below which a word is specific enough to name a subject
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def _everyday(word: str) -> float:
-    from wordfreq import zipf_frequency
-
-    return zipf_frequency(word.lower(), "en")
-
-
-def _misspelt(word: str) -> bool:
-    """One letter away from a much commoner word ("diffrent", "seperate", "shouldve"): a typo, not
-    a specific subject."""
-    word = word.lower()
-    if len(word) < 6:  # short words sit one letter from many others ("mold", "gold")
-        return False
-    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = {a + b[1:] for a, b in splits if b} | {a + c + b[1:] for a, b in splits if b for c in LETTERS} \
-        | {a + c + b for a, b in splits for c in LETTERS} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    contraction = {word[:-len(end)] + "'" + end for end in ("ve", "nt", "ll", "re", "s", "d") if word.endswith(end)}
-    return any(_everyday(e) >= _everyday(word) + 1.5 for e in (edits | contraction) - {word})
