@@ -251,7 +251,7 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
 # on the frozen split c266–c315's first run 366 of 400 and 302 of 350
 # (evals/reports/2026-11-27-llm-verifier-c266-c315-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.91, 0.79), "frozen": (0.91, 0.85)}
+FLOORS = {"dev": (0.91, 0.80), "frozen": (0.92, 0.88)}  # frozen c316-c367, first run: 0.928 / 0.898
 
 
 @pytest.mark.slow
