@@ -201,10 +201,10 @@ class Assistant:
         hits = self.library.retrieve(understood.search_text, search_vector, Filters(),
                                      top_k=max(self.settings.top_k, self.settings.candidates))
         treatment = _treatment(understood.search_text, understood)
-        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], _subject(understood), treatment, not understood.named)[0]
-                    for hit in hits)
+        alone = sum(self.evidence.relevant(understood.topic, topic_vector, [hit], _subject(understood), treatment,
+                                           loose=not understood.named)[0] for hit in hits)
         together = self.evidence.relevant(understood.topic, topic_vector, hits[:self.settings.top_k], _subject(understood), treatment,
-                                           not understood.named)[0]
+                                           loose=not understood.named)[0]
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod

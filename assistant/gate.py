@@ -63,9 +63,10 @@ class EvidenceCheck:
     # get pregnant with ME", "anything I should tell the dentist"): on the dev questions 7 of the 32
     # unanswerable ones that were answered sat there, and 1 of 394 answerable ones.
     weak_topic, weak_similarity = 0.30, 0.25
-    # A loosely worded subject is the question's rarest words; one the library lacks refuses only when
-    # no study is this close to the question's topic ("HLA types or prior infections predispose": the
-    # HLA study is; "reinfected", "perioperative", "detox": nothing is above 0.52 on dev).
+    # A word of a loosely worded subject (the question's own words, not a lexicon term) that the library
+    # lacks refuses only when no study is this close to the question's topic ("HLA types or prior
+    # infections predispose": the HLA study is, at 0.67); on dev it turned two wrong refusals into
+    # answers and let no unanswerable question through.
     loose_missing_topic = 0.6
 
     def __init__(self, library, min_topic: float, min_coverage: float, strong: float, model: str = ""):
