@@ -44,7 +44,8 @@ NOTES = {"dose": ("dose", "decision"), "diagnosis": ("diagnosis",)}
 
 def main() -> int:
     items = [json.loads(line) for line in (ROOT / "evals" / "safety.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [i for i in items if i.get("split") != "frozen"]  # the frozen split is never trained on
+    # The frozen split, and a held set not yet run, are never trained on.
+    items = [i for i in items if i.get("split", "dev") == "dev"]
     spec = tomllib.loads((ROOT / "prompts" / "safety.toml").read_text(encoding="utf-8"))
     texts = [i["text"] for i in items]
     labels = [int(i["expect"] in ("crisis", "emergency")) for i in items]
