@@ -47,39 +47,51 @@ class TemplateWriter:
     name = "extractive"
 
     def write(self, evidence: EvidenceSet, verdict: str, mode: str, on_sentence: OnSentence | None = None) -> Written:
+        # A yes-or-no question is answered yes, no or maybe first, but only where the bottom line then
+        # quotes what a study that tested the subject found: "Possibly" before "the closest study …
+        # see what it found below" would rest on nothing shown (a false premise's "No." rests on the verdict).
+        o = opener(evidence, verdict)
+        bottom_line, fixed, grounded = self._bottom_line(evidence, verdict, mode, o)
+        if o and not grounded and verdict != "premise_false":
+            bottom_line, fixed, _ = self._bottom_line(evidence, verdict, mode, "")
+        return Written(bottom_line, self._short(evidence, table("answer"), SHORT_WORDS[mode]), fixed)
+
+    def _bottom_line(self, evidence: EvidenceSet, verdict: str, mode: str, o: str) -> tuple[str, list[str], bool]:
+        """The bottom line, its fixed sentences, and whether it quotes a finding of a study that tested the
+        subject."""
         texts = table("answer")
         t, u = texts["bottom_line"], evidence.understanding
         warm = [warm_sentence()] if u.emotional else []  # kind first, inside the same word budget
         frame = verdict_sentence(evidence, verdict)
         # What was found answers "what happens / is there / how common" best, so it comes first and
         # the evidence's strength follows; a treatment question is answered by the verdict itself.
-        # A yes-or-no question is answered yes, no or maybe first: in place of the strength sentence
-        # (it says the strength too) or before the verdict sentence.
+        # The opener takes the place of the strength sentence (it says the strength too) or comes
+        # before the verdict sentence.
         after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
-        o = opener(evidence, verdict)
         replaces = bool(o and after)
         if o and not after:
             frame = f"{o} {frame}"
         strength = o if replaces else after or frame
         other = self._other_side(evidence, texts) if verdict == "mixed" else ""
         budget = t["max_words"] - _words(" ".join([*warm, strength, other]))
-        lead = (self._premise_evidence(evidence, texts, budget) if verdict == "premise_false" else "") \
-            or self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
+        premise = self._premise_evidence(evidence, texts, budget) if verdict == "premise_false" else ""
+        lead, grounded = (premise, True) if premise else self._lead_sentence(evidence, texts, budget, own_finding=bool(other))
         lead = " ".join(p for p in (plain(lead) if mode == "patient" else lead, other) if p)
         fixed = [*verify_sentences(frame), *verify_sentences(strength), warm_sentence()]
         if after and lead:
             parts = [*warm, strength, lead] if replaces else [*warm, lead, strength]
         else:
             parts = [*warm, frame, lead]
-        return Written(" ".join(p for p in parts if p), self._short(evidence, texts, SHORT_WORDS[mode]), fixed)
+        return " ".join(p for p in parts if p), fixed, grounded
 
-    def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int, own_finding: bool = False) -> str:
+    def _lead_sentence(self, evidence: EvidenceSet, texts: dict, budget: int, own_finding: bool = False) -> tuple[str, bool]:
         """The study the answer rests on, cited, in plain words: what it found, in its own words when
         the finding fits the budget (a paraphrase of direction alone says too little: "found lower
         levels" of what?), labelled as related when the study did not test the subject itself; else its
         direction when that fits the question, else a pointer below (only to a study that tested it).
         With `own_finding` (the other side follows) only the finding its direction was read from is
-        quoted, so that the two sides are what disagrees."""
+        quoted, so that the two sides are what disagrees. Also returned: whether the sentence tells what a
+        study that tested the subject found (a quote or a plain direction, not a pointer or a related study)."""
         t = texts["bottom_line"]
         lead = evidence.lead
         fill = _describe(lead, texts)
@@ -101,15 +113,15 @@ class TemplateWriter:
             if finding and (lead.profile.tested or related):
                 sentence = t[key].format(**fill, finding=cited(_lowered(finding.text), lead.n))
                 if _words(sentence) <= budget:
-                    return sentence
+                    return sentence, key.startswith("quote")
         # A study that did not test the subject, with no finding close to the question, is not
         # offered as "the closest study" (a metformin trial for a rituximab question): the verdict
         # sentence stands alone and the short answer says what each study did and did not test.
         if not lead.profile.tested:
-            return ""
+            return "", False
         fits = _says_plainly(lead, evidence.understanding.question_type)
         plain_sentence = (t["found"] if fits else t["see_below"]).format(**fill)
-        return plain_sentence if _words(plain_sentence) <= budget else ""
+        return (plain_sentence, fits) if _words(plain_sentence) <= budget else ("", False)
 
     @staticmethod
     def _premise_evidence(evidence: EvidenceSet, texts: dict, budget: int) -> str:
