@@ -130,14 +130,15 @@ class SafetyGate:
         """Compile the rules, embed the intents and load the learned layer's model now, not on the
         first question."""
         self._spec  # noqa: B018
-        self._learned_layer("warm up", SafetyCall())
+        self._learned_layer(learned_scores(self._learned, "warm up"), SafetyCall())
 
     def check(self, question: str, vector: np.ndarray | None = None, mode: str = "patient") -> SafetyCall:
         spec = self._spec
         text = question.replace("’", "'")
         literal = self._without_figures(text)
         call = SafetyCall(audience=self._audience(question, mode))
-        call.dose, call.diagnosis = self._advice(literal)
+        learned = learned_scores(self._learned, literal)  # the message's n-grams are read once, for all heads
+        call.dose, call.diagnosis = self._advice(literal, learned)
         reassured = spec["reassurance"].first(text)
         past = spec["past_event"].first(text) is not None
         over = reassured is not None and past
@@ -166,7 +167,7 @@ class SafetyGate:
             call.why.append(f"stated safety {reassured}")
         self._embedding_layer(literal, question, vector, call, cautious)
         if call.level in (NONE, SUPPORT):
-            self._learned_layer(literal, call, cautious)
+            self._learned_layer(learned, call, cautious)
         return call
 
     @cached_property
@@ -177,19 +178,18 @@ class SafetyGate:
             head["weights"] = np.asarray(head["weights"])
         return data
 
-    def _learned_layer(self, literal: str, call: SafetyCall, cautious: bool = False) -> None:
+    def _learned_layer(self, learned: dict[str, float], call: SafetyCall, cautious: bool = False) -> None:
         """Danger learned from labelled messages in five languages (tools/train_safety.py), read from
         character n-grams, so typos and the other languages count too: the rules and the English
         intents miss most indirect and non-English crises. It only ever raises a question to the
         fail-safe middle (resources first, the research answer below), never to resources alone; a
         question framed as research, or whose writer says they are safe, needs a higher score ("what's
         the research on refusing food … I've been refusing since Monday")."""
-        if not literal.strip():
+        if not learned:  # an empty message
             return
-        model = self._learned
-        danger = learned_danger(model, literal)
+        danger = learned["danger"]
         call.scores["learned"] = round(danger, 3)
-        if danger >= (self._spec["thresholds"]["learned_cautious"] if cautious else model["threshold"]):
+        if danger >= (self._spec["thresholds"]["learned_cautious"] if cautious else self._learned["threshold"]):
             call.level = BORDERLINE
             call.kind = "emergency" if call.scores.get("emergency", 0) > call.scores.get("crisis", 0) else "crisis"
             call.why.append(f"learned layer: danger {danger:.2f}")
@@ -223,20 +223,20 @@ class SafetyGate:
             text = pattern.sub(" ", text)
         return text
 
-    def _advice(self, text: str) -> tuple[bool, bool]:
+    def _advice(self, text: str, learned: dict[str, float]) -> tuple[bool, bool]:
         spec = self._spec
         personal = spec["personal"].first(text) is not None
         about_studies = spec["study_frame"].first(text) is not None
         decision = spec["decision"].first(text) is not None and spec["not_treatment_decision"].first(text) is None
         # The rules generalise a set's wording; the learned heads read the labelled messages' (typos,
         # five languages, wordings no rule has seen). Either shows the note.
-        model, threshold = self._learned, self._learned["note_threshold"]
+        threshold = self._learned["note_threshold"]
         asked = (spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or decision)
-                 or learned_danger(model, text, model["notes"]["dose"]) >= threshold)
+                 or learned.get("dose", 0.0) >= threshold)
         # "What did the trial use, and should I take the same?" asks for oneself despite the study frame.
         dose = spec["dose_for_me"].first(text) is not None or not about_studies and asked
         diagnosis = not spec["diagnosis_research"].first(text) and (
-            spec["diagnosis"].first(text) is not None or learned_danger(model, text, model["notes"]["diagnosis"]) >= threshold)
+            spec["diagnosis"].first(text) is not None or learned.get("diagnosis", 0.0) >= threshold)
         return dose, diagnosis
 
     @staticmethod
@@ -246,13 +246,16 @@ class SafetyGate:
         return "other" if OTHER.search(question) and not SELF_AT_RISK.search(question) else "self"
 
 
-def learned_danger(model: dict, text: str, head: dict | None = None) -> float:
-    """The learned layer's probability of danger for a text (model: prompts/safety_learned.json with
-    `idf` and `weights` as arrays): logistic regression over its character n-gram TF-IDF vector. With
-    `head` (one of the model's `notes`), the probability that the text asks for that note."""
+def learned_scores(model: dict, text: str) -> dict[str, float]:
+    """The learned layer's probabilities for a text (model: prompts/safety_learned.json with `idf` and
+    the weights as arrays), each a logistic regression over the same character n-gram TF-IDF vector:
+    `danger`, and per note head (`dose`, `diagnosis`) that the text asks for that note. Empty for a
+    text with no words."""
+    if not text.strip():
+        return {}
     index, values = sublinear_tfidf(char_ngrams(text, *model["ngrams"]), model["vocabulary"], model["idf"])
-    weights, bias = (head["weights"], head["bias"]) if head else (model["weights"], model["bias"])
-    return float(1 / (1 + np.exp(-(values @ weights[index] + bias))))
+    heads = {"danger": model, **model.get("notes", {})}
+    return {name: float(1 / (1 + np.exp(-(values @ head["weights"][index] + head["bias"])))) for name, head in heads.items()}
 
 
 def _rank(level: str) -> int:

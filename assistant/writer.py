@@ -50,13 +50,13 @@ class TemplateWriter:
         # A yes-or-no question is answered yes, no or maybe first, but only where the bottom line then
         # quotes what a study that tested the subject found: "Possibly" before "the closest study …
         # see what it found below" would rest on nothing shown (a false premise's "No." rests on the verdict).
-        o = opener(evidence, verdict)
-        bottom_line, fixed, grounded = self._bottom_line(evidence, verdict, mode, o)
-        if o and not grounded and verdict != "premise_false":
+        opening = opener(evidence, verdict)
+        bottom_line, fixed, grounded = self._bottom_line(evidence, verdict, mode, opening)
+        if opening and not grounded and verdict != "premise_false":
             bottom_line, fixed, _ = self._bottom_line(evidence, verdict, mode, "")
         return Written(bottom_line, self._short(evidence, table("answer"), SHORT_WORDS[mode]), fixed)
 
-    def _bottom_line(self, evidence: EvidenceSet, verdict: str, mode: str, o: str) -> tuple[str, list[str], bool]:
+    def _bottom_line(self, evidence: EvidenceSet, verdict: str, mode: str, opening: str) -> tuple[str, list[str], bool]:
         """The bottom line, its fixed sentences, and whether it quotes a finding of a study that tested the
         subject."""
         texts = table("answer")
@@ -68,10 +68,10 @@ class TemplateWriter:
         # The opener takes the place of the strength sentence (it says the strength too) or comes
         # before the verdict sentence.
         after = t.get(f"{verdict}_after") if u.question_type != "treatment" else None
-        replaces = bool(o and after)
-        if o and not after:
-            frame = f"{o} {frame}"
-        strength = o if replaces else after or frame
+        replaces = bool(opening and after)
+        if opening and not after:
+            frame = f"{opening} {frame}"
+        strength = opening if replaces else after or frame
         other = self._other_side(evidence, texts) if verdict == "mixed" else ""
         budget = t["max_words"] - _words(" ".join([*warm, strength, other]))
         premise = self._premise_evidence(evidence, texts, budget) if verdict == "premise_false" else ""

@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from assistant.safety import learned_danger  # noqa: E402
+from assistant.safety import learned_scores  # noqa: E402
 
 NGRAMS = (2, 5)
 C = 32
@@ -92,10 +92,11 @@ def everyday_questions() -> list[str]:
 
 
 def check(out: dict, texts: list[str], expected: np.ndarray) -> None:
-    """The gate's own reading (assistant/safety.learned_danger) must give scikit-learn's probabilities."""
-    model = {**out, "idf": np.asarray(out["idf"]), "weights": np.asarray(out["weights"])}
+    """The gate's own reading (assistant/safety.learned_scores) must give scikit-learn's probabilities."""
+    model = {**out, "idf": np.asarray(out["idf"]), "weights": np.asarray(out["weights"]),
+             "notes": {name: {**head, "weights": np.asarray(head["weights"])} for name, head in out["notes"].items()}}
     for text, want in zip(texts, expected):
-        if abs((got := learned_danger(model, text)) - want) > 1e-3:
+        if abs((got := learned_scores(model, text)["danger"]) - want) > 1e-3:
             raise SystemExit(f"run-time reading differs from scikit-learn ({got:.4f} vs {want:.4f}) on {text[:60]!r}")
 
 
