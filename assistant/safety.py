@@ -226,15 +226,14 @@ class SafetyGate:
     def _advice(self, text: str, learned: dict[str, float]) -> tuple[bool, bool]:
         spec = self._spec
         personal = spec["personal"].first(text) is not None
-        about_studies = spec["study_frame"].first(text) is not None
-        decision = spec["decision"].first(text) is not None and spec["not_treatment_decision"].first(text) is None
+        # "Should patients stop GET, according to the trials?" asks what studies found, not a decision.
+        decision = (spec["decision"].first(text) is not None and spec["not_treatment_decision"].first(text) is None
+                    and spec["study_frame"].first(text) is None)
         # The rules generalise a set's wording; the learned heads read the labelled messages' (typos,
         # five languages, wordings no rule has seen). Either shows the note.
         threshold = self._learned["note_threshold"]
-        asked = (spec["dose_asked"].first(text) is not None or personal and bool(spec["dose"].first(text) or decision)
-                 or learned.get("dose", 0.0) >= threshold)
-        # "What did the trial use, and should I take the same?" asks for oneself despite the study frame.
-        dose = spec["dose_for_me"].first(text) is not None or not about_studies and asked
+        dose = (spec["dose_asked"].first(text) is not None or spec["dose_for_me"].first(text) is not None
+                or personal and bool(spec["dose"].first(text) or decision) or learned.get("dose", 0.0) >= threshold)
         diagnosis = not spec["diagnosis_research"].first(text) and (
             spec["diagnosis"].first(text) is not None or learned.get("diagnosis", 0.0) >= threshold)
         return dose, diagnosis

@@ -164,10 +164,11 @@ def test_dose_and_diagnosis_requests_get_evidence_plus_a_limit(assistant):
     diagnosis = assistant.ask("I crash for days after a short walk, do I have ME/CFS?")
     assert diagnosis.status == "answered" and notes["diagnosis"] in diagnosis.notes
     assert notes["dose"] not in diagnosis.notes
-    for plain in ("Is LDN helpful?", "Why do I crash after exercise?", "what dose of rapamycin did the trial use?"):
+    for plain in ("Is LDN helpful?", "Why do I crash after exercise?", "Which trials tested rapamycin?"):
         answer = assistant.ask(plain)
         assert notes["dose"] not in answer.notes and notes["diagnosis"] not in answer.notes, plain
     assert notes["dose"] in assistant.ask("how much vitamin D will fix it").notes
+    assert notes["dose"] in assistant.ask("what dose of rapamycin did the trial use?").notes
 
 
 def test_follow_ups_resolve_against_earlier_turns(assistant):
