@@ -45,6 +45,8 @@ OTHER = re.compile(
     r"\b(mijn) (man|vrouw|dochter|zoon|moeder|vader|vriend|vriendin|zus|broer|partner)\b", re.I)
 
 
+# Where one sentence ends and the next begins (a message's clauses are read one by one where it matters).
+SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 # The asker speaks of their own risk, even when others are named ("better off without me").
 SELF_AT_RISK = re.compile(
     r"\b(without me|found me|miss me|(i|i'?ve) (have|got) (me|cfs|me/cfs|long covid)|i (just )?(can'?t|cant) (do|take|go on)|"
@@ -108,6 +110,7 @@ class SafetyGate:
             "research_topic": Rules(spec["research"]["topic"]),
             "research_frame": Rules(spec["research"]["frame"]),
             "reassurance": Rules(spec["reassurance"]), "past_event": Rules(spec["past_event"]),
+            "long_past": Rules(spec["long_past"]),
             "study_frame": Rules(advice["study_frame"]),
             "personal": Rules([advice["personal"]]),
             "diagnosis_research": Rules([advice["research"]]),
@@ -142,10 +145,12 @@ class SafetyGate:
         reassured = spec["reassurance"].first(text)
         past = spec["past_event"].first(text) is not None
         over = reassured is not None and past
+        # A crisis told as long past and over is not read by the rules; the rest of the message is.
+        current = self._without_long_past(literal) if reassured else literal
         for name in CLASSES:  # a rule, or concepts that together mean danger, decide at once
             if name == "emergency" and over:  # "a reaction last month, all fine now": the layers still read it
                 continue
-            if rule := spec[name].first(literal) or spec[f"{name}_combos"].first(literal):
+            if rule := spec[name].first(current) or spec[f"{name}_combos"].first(current):
                 call.level, call.kind = URGENT, name
                 call.why.append(f"{name} rule {rule}")
                 return call
@@ -218,6 +223,9 @@ class SafetyGate:
                 call.level, call.kind = level, name
                 call.why.append(f"{name}: like '{spec[f'{name}_intents'][best]}' ({score:.2f}; calm {calm:.2f})")
 
+    def _without_long_past(self, text: str) -> str:
+        return " ".join(s for s in SENTENCE_END.split(text) if self._spec["long_past"].first(s) is None)
+
     def _without_figures(self, text: str) -> str:
         for pattern in self._spec["figures"].patterns:
             text = pattern.sub(" ", text)
@@ -234,8 +242,13 @@ class SafetyGate:
         threshold = self._learned["note_threshold"]
         dose = (spec["dose_asked"].first(text) is not None or spec["dose_for_me"].first(text) is not None
                 or personal and bool(spec["dose"].first(text) or decision) or learned.get("dose", 0.0) >= threshold)
-        diagnosis = not spec["diagnosis_research"].first(text) and (
-            spec["diagnosis"].first(text) is not None or learned.get("diagnosis", 0.0) >= threshold)
+        # A diagnosis question about research ("…according to studies?") is not one, unless the person asks
+        # it for themselves in a sentence of its own ("are people with ME misdiagnosed …? do i actually have
+        # depression or is it ME?").
+        research = spec["diagnosis_research"].first(text) is not None
+        diagnosis = any(spec["diagnosis"].first(s) and not spec["diagnosis_research"].first(s)
+                        and (not research or spec["personal"].first(s)) for s in SENTENCE_END.split(text))
+        diagnosis = diagnosis or not research and learned.get("diagnosis", 0.0) >= threshold
         return dose, diagnosis
 
     @staticmethod
