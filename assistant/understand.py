@@ -49,6 +49,7 @@ def _lexicon() -> dict:
         "names": spec.get("names", {}),
         "yes_no": re.compile(spec["yes_no"]["pattern"], re.I),
         "personal": re.compile(spec["yes_no"]["personal"], re.I),
+        "open_ended": re.compile(spec["yes_no"]["open_ended"], re.I),
         "context": set(spec.get("context", {}).get("terms", [])),
     }
 
@@ -129,9 +130,9 @@ def premise_kind(question: str) -> str | None:
 
 def asks_yes_no(question: str) -> bool:
     """The question asks yes or no ("is it all in my head?", "does LDN help?"), and not about one
-    person ("do I have POTS?")."""
+    person ("do I have POTS?") nor to explain ("can someone explain what happens in a crash?")."""
     lex = _lexicon()
-    return bool(lex["yes_no"].search(question)) and not lex["personal"].search(question)
+    return bool(lex["yes_no"].search(question)) and not lex["personal"].search(question) and not lex["open_ended"].search(question)
 
 
 def context_terms() -> set[str]:
