@@ -103,6 +103,8 @@ def _lexicon() -> dict:
             "plain": set(spec["plain"]["words"].split()), "function": set(spec["plain"]["function_words"].split())}
 
 
+# Just before a design word: it is denied, not given to a source ("no trial", "none of these studies", "not a review").
+NO_SUCH = re.compile(r"\b(no|not an?|none of (the|these|those)|without an?|never an?)\s+(\w+\s+)?$", re.I)
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
@@ -291,7 +293,9 @@ class SentenceVerifier:
         reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, titled, unit_stems)]
         designs = {s.profile.design or "other" for s in studies}
         for word, kinds in _lexicon()["designs"].items():
-            if re.search(rf"\b{word}\b", body, re.I) and not designs & set(kinds) and not re.search(rf"\b{word}", titled):
+            # "No trial here has tested it" says what is missing; it calls no source a trial.
+            called = [m for m in re.finditer(rf"\b{word}\b", body, re.I) if not NO_SUCH.search(body[:m.start()])]
+            if called and not designs & set(kinds) and not re.search(rf"\b{word}", titled):
                 reasons.append(f"calls a source a {word}, which it is not")
         return reasons
 

@@ -247,7 +247,7 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c419) 0.922 of unsupported dropped and 0.824 of faithful kept;
+# What the verifier reached: on dev (c01–c419) 0.922 of unsupported dropped and 0.827 of faithful kept;
 # on the frozen split c420–c468's first run 362 of 392 and 274 of 343
 # (evals/reports/2026-11-28-llm-verifier-c420-c468-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
@@ -276,6 +276,19 @@ def test_kept_sentences_cite_what_they_rest_on(outcomes, case_evidence):
             assert check.citations == sorted({numbers[u.study_id] for u in check.units})
             # (a scripted bottom line may hold two sentences, each citing what it rests on)
             assert {int(n) for n in re.findall(r"\[(\d+)\]", check.text)} == set(check.citations)
+
+
+def test_a_design_word_that_is_denied_calls_no_source_that(assistant, case_evidence):
+    """"No trial here has tested it" says what is missing; "in a trial of 3,925 people" calls the survey
+    of case c370 a trial, which it is not."""
+    verifier = verifier_for(assistant, *case_evidence["c370"])
+
+    def reasons(sentence: str) -> list[str]:
+        return verifier.check(sentence, assistant._embed([verifier.body(sentence)])[0]).reasons
+
+    finding = "treatment ratings from ME/CFS and long COVID respondents were strongly correlated [1]."
+    assert reasons(f"No trial here has tested it, but {finding}") == []
+    assert any("calls a source a trial" in r for r in reasons(f"In a trial of 3,925 people, {finding}"))
 
 
 def faithful_completion(case: str, evidence=None, verdict: str = "") -> dict:
