@@ -110,7 +110,7 @@ class SafetyGate:
             "research_topic": Rules(spec["research"]["topic"]),
             "research_frame": Rules(spec["research"]["frame"]),
             "reassurance": Rules(spec["reassurance"]), "past_event": Rules(spec["past_event"]),
-            "long_past": Rules(spec["long_past"]),
+            "long_past": Rules(spec["long_past"]), "still_now": Rules(spec["still_now"]),
             "study_frame": Rules(advice["study_frame"]),
             "personal": Rules([advice["personal"]]),
             "diagnosis_research": Rules([advice["research"]]),
@@ -224,7 +224,8 @@ class SafetyGate:
                 call.why.append(f"{name}: like '{spec[f'{name}_intents'][best]}' ({score:.2f}; calm {calm:.2f})")
 
     def _without_long_past(self, text: str) -> str:
-        return " ".join(s for s in SENTENCE_END.split(text) if self._spec["long_past"].first(s) is None)
+        spec = self._spec
+        return " ".join(s for s in SENTENCE_END.split(text) if spec["long_past"].first(s) is None or spec["still_now"].first(s))
 
     def _without_figures(self, text: str) -> str:
         for pattern in self._spec["figures"].patterns:
