@@ -45,7 +45,8 @@ OTHER = re.compile(
     r"\b(mijn) (man|vrouw|dochter|zoon|moeder|vader|vriend|vriendin|zus|broer|partner)\b", re.I)
 
 
-# Where one sentence ends and the next begins (a message's clauses are read one by one where it matters).
+# Where one sentence of a chat message ends and the next begins. Not parse/split.py's splitter: that one
+# ends a sentence only before a capital, and people type "…at the end. because thats what im planning".
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 # The asker speaks of their own risk, even when others are named ("better off without me").
 SELF_AT_RISK = re.compile(
