@@ -86,6 +86,7 @@ def _spec() -> dict:
             "controlled": set(spec["profile"]["controlled"]), "untested": set(spec["profile"]["untested"]),
             "dangling": re.compile(spec["profile"]["dangling"], re.I),
             "method_like": re.compile(spec["profile"]["method_like"], re.I),
+            "method_report": re.compile(spec["profile"]["method_report"], re.I),
             "side_outcome": re.compile(spec["profile"]["side_outcome"], re.I),
             "side_asked": re.compile(spec["profile"]["side_asked"], re.I),
             "link": re.compile(spec["profile"]["link"], re.I),
@@ -247,9 +248,11 @@ def dangling(text: str) -> bool:
     return bool(_spec()["dangling"].match(text))
 
 
-def method_like(text: str) -> bool:
-    """Tells how the study was done rather than what it found (no direction can be read from it)."""
-    return bool(_spec()["method_like"].search(text)) and direction(text) in WEAK
+def method_like(text: str, retold: bool = False) -> bool:
+    """Tells how the study was done rather than what it found (no direction can be read from it);
+    `retold`: also how its material was handled, which a bottom line never retells as a finding."""
+    said = _spec()["method_like"].search(text) or retold and _spec()["method_report"].search(text)
+    return bool(said) and direction(text) in WEAK
 
 
 def direction(text: str) -> str:

@@ -294,7 +294,7 @@ def _finding_for(study: StudyEvidence, evidence: EvidenceSet, budget: int, any_s
         return any_score or u.score >= MIN_FINDING_SCORE or near_enough and u.score >= TESTED_FINDING_SCORE and terms.found_in(u.text)
 
     observed = [u for u in study.units.get(Role.OBSERVED, [])
-                if not cues("roles", "methods").find(u.text) and not method_like(u.text) and close(u)]
+                if not cues("roles", "methods").find(u.text) and not method_like(u.text, retold=True) and close(u)]
     lead, side_ok = study.profile.finding, side_asked(evidence.understanding)
 
     def pick(candidates: list[ScoredUnit]) -> ScoredUnit | None:
