@@ -206,6 +206,8 @@ def _verdict_key(evidence: EvidenceSet, verdict: str) -> str:
         return "limited_treatment_prevention"
     if key == "limited_treatment" and not trials:
         return "limited_treatment_no_trial"  # only surveys or case series: say that no trial tested it
+    if verdict == "mixed" and len({s.study.id for s in evidence.tested if s.profile.direction != "unclear"}) == 1:
+        return "mixed_one_treatment" if u.question_type == "treatment" and trials else "mixed_one"
     if key == "premise_false" and (kind := premise_kind(evidence.question)):
         return f"premise_false_{kind}"
     return key

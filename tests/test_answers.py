@@ -370,3 +370,12 @@ def test_a_finding_is_cut_only_where_its_first_clause_stands_alone(text, clause)
 
     cut = _first_clause(ScoredUnit(id=UnitId("s", Role.OBSERVED, 0), text=text, score=0.5))
     assert (cut.text if cut else None) == clause
+
+
+def test_a_trial_mixed_within_itself_is_not_told_as_studies_that_disagree(assistant):
+    """The oxaloacetate trial helped on one questionnaire and not on its primary outcome: with no second
+    study pointing either way, 'the results disagree' would invent one."""
+    answer = assistant.ask("oxaloacetate for long covid, did the trial show anything")
+    assert answer.verdict == "mixed"
+    assert answer.bottom_line.startswith("The results were mixed. One trial here found a benefit on some measures")
+    assert "disagree" not in answer.bottom_line and not answer.disagreements
