@@ -291,6 +291,21 @@ def test_a_design_word_that_is_denied_calls_no_source_that(assistant, case_evide
     assert any("calls a source a trial" in r for r in reasons(f"In a trial of 3,925 people, {finding}"))
 
 
+def test_a_sentence_of_two_statements_is_checked_clause_by_clause(assistant, case_evidence):
+    """Case c36: "lowered the autoantibodies, but fatigue did not change" sits near no single unit as a
+    whole and reads as denying the first finding; each clause alone is what its unit says, so the
+    sentence is kept. An invented clause is still not."""
+    verifier = verifier_for(assistant, *case_evidence["c36"])
+
+    def check(sentence: str):
+        return verifier.check(sentence, assistant._embed([verifier.body(sentence)])[0])
+
+    first = "A small study lowered certain autoantibodies in 10 people with post-COVID ME/CFS"
+    assert not verifier._check_whole(f"{first}, but their fatigue scores did not change significantly [1].").kept
+    assert check(f"{first}, but their fatigue scores did not change significantly [1].").kept
+    assert not check(f"{first}; every patient recovered within a month [1].").kept
+
+
 def faithful_completion(case: str, evidence=None, verdict: str = "") -> dict:
     """The case's faithful completion. Written when the verdict sentence read differently: a model
     repeats the one it is given, so with the evidence the stored opening is swapped for today's, and
