@@ -89,8 +89,9 @@ class Assistant:
         mode = mode or self.settings.mode
         # Undecodable bytes from a terminal become '?', typographic apostrophes plain ones.
         question = " ".join(question.encode("utf-8", "replace").decode("utf-8").replace("’", "'").split())
-        resolved = conversation.resolve(question) if conversation else None
-        asked = resolved.text if resolved else question
+        spelled = self.evidence.spelled(question)  # "mitocondria" -> "mitochondria"; the gate reads the original
+        resolved = conversation.resolve(spelled) if conversation else None
+        asked = resolved.text if resolved else spelled
         understood = understand(asked)
         understood = self._name_subject(understood, asked)
         # One batch: the question (gate), the text searched for (retrieval), its topic (evidence check).
@@ -104,7 +105,7 @@ class Assistant:
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         # The question with lay words mapped ("crash" -> post-exertional malaise) counts too.
-        in_scope = (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(question)
+        in_scope = (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(spelled)
                     or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;

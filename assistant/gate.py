@@ -87,6 +87,33 @@ class EvidenceCheck:
                 self.df[term] = self.df.get(term, 0) + 1
         self.sorted_terms = sorted(self.df)
 
+    @cached_property
+    def _long_words(self) -> list[str]:
+        """The long words studies use (two studies or more), for putting misspellings right."""
+        counts: dict[str, int] = {}
+        for study in self.library.studies.values():
+            text = " ".join([study.title, *(i for sec in study.sections if not sec.generated for i in sec.items)])
+            for word in set(_words(text)):
+                if len(word) >= SPELL_MIN and word.isalpha():
+                    counts[word] = counts.get(word, 0) + 1
+        return sorted(w for w, n in counts.items() if n >= 2)
+
+    def spelled(self, question: str) -> str:
+        """The question with misspelt library words put right ("are my mitocondria broken?" ->
+        "mitochondria"): a long word that is no English word and in no study, within a letter or two of
+        one that studies use. A word the library lacks is otherwise read as a subject it lacks."""
+        from difflib import get_close_matches
+        from wordfreq import zipf_frequency
+
+        def fix(m: re.Match) -> str:
+            word = m.group(0)
+            low = word.lower()
+            if len(low) < SPELL_MIN or zipf_frequency(low, "en") > 0 or low in self._long_words:
+                return word
+            close = get_close_matches(low, self._long_words, n=1, cutoff=SPELL_CUTOFF)
+            return close[0] if close else word
+        return re.sub(r"[A-Za-z]+", fix, question)
+
     def topic(self, question: str) -> str:
         """The question without the words every study shares ('Does acupuncture help ME/CFS?' -> 'acupuncture')."""
         kept = [w for w in re.findall(r"[\w'/-]+", question) if w.lower() not in self.generic]
@@ -219,6 +246,7 @@ class EvidenceCheck:
         return set(vocab.read_text(encoding="utf-8").split()) if vocab.is_file() else set()
 
 
+SPELL_MIN, SPELL_CUTOFF = 7, 0.88  # a long word, at most about one letter in eight wrong
 STOP_EXTRA = {"does", "do", "did", "is", "are", "was", "were", "can", "could", "should", "would", "will",
               "what", "which", "who", "how", "why", "when", "where", "my", "i", "me", "you", "your", "we",
               "has", "have", "had", "been", "any", "about", "from", "with", "more", "most", "than", "get", "got"}

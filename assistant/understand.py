@@ -39,6 +39,7 @@ def _lexicon() -> dict:
     return {
         "terms": [(re.compile(k, flags(k)), v) for k, v in spec["terms"].items()],
         "conversation": set(spec["conversation"]["words"]),
+        "profession": re.compile(spec["conversation"]["profession"], re.I),
         "types": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types"].items()],
         "treatment_for": re.compile(spec["treatment_for"]["pattern"], re.I),
         "types_certain": [(name, [re.compile(p, re.I) for p in patterns]) for name, patterns in spec["types_certain"].items()],
@@ -65,7 +66,7 @@ def understand(question: str) -> Understanding:
     # The subject is the first term in the question's own order; a context term ("children", "how
     # common") names it only when the question has no other ("does LDN help teens": LDN).
     named = [w for _, w in sorted(found, key=lambda f: (f[1] in lex["context"], f[0]))]
-    kept = [w for w in re.findall(r"[\w'/-]+", mapped) if w.lower() not in lex["conversation"]]
+    kept = [w for w in re.findall(r"[\w'/-]+", mapped) if w.lower() not in lex["conversation"] and not lex["profession"].match(w)]
     topic = " ".join(kept) or question
     return Understanding(
         question_type=question_type(question, mapped),

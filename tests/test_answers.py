@@ -379,3 +379,17 @@ def test_a_trial_mixed_within_itself_is_not_told_as_studies_that_disagree(assist
     assert answer.verdict == "mixed"
     assert answer.bottom_line.startswith("The results were mixed. One trial here found a benefit on some measures")
     assert "disagree" not in answer.bottom_line and not answer.disagreements
+
+
+def test_a_misspelt_library_word_is_read_as_the_word(assistant):
+    """'mitocondria' is no English word and in no study, a letter from 'mitochondria', which studies
+    use: the question is answered about mitochondria, not refused as out of scope."""
+    answer = assistant.ask("are my mitocondria broken? is that why i have zero energy")
+    assert answer.status == "answered"
+    assert "mitochondri" in answer.resolved_question and "mitochondri" in (answer.bottom_line + answer.short_answer).lower()
+
+
+def test_who_said_it_is_not_the_subject(assistant):
+    """'rheumatologist says no' names a speaker: the library lacking 'rheumatologist' is no reason to refuse."""
+    answer = assistant.ask("is me/cfs autoimmune? rheumatologist says no, facebook says yes")
+    assert answer.status == "answered" and "rheumatologist" not in answer.subject
