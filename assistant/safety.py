@@ -174,7 +174,24 @@ class SafetyGate:
         self._embedding_layer(literal, question, vector, call, cautious)
         if call.level in (NONE, SUPPORT):
             self._learned_layer(learned, call, cautious)
+        if call.level in (NONE, SUPPORT) and research:
+            self._unframed_sentences(current, call)
         return call
+
+    def _unframed_sentences(self, text: str, call: SafetyCall) -> None:
+        """A research frame protects the sentence that carries it, not the rest of the message ("is it
+        true that studies show … ? theres still rope in the garage and ive been out there twice
+        tonight"): each sentence without one is read by the learned layer (at the cautious threshold: the
+        context sentences of research questions, "My sister has severe ME and I worry about her a lot",
+        score up to 0.72 at the usual one)."""
+        for sentence in SENTENCE_END.split(text):
+            if len(sentence.split()) < 4 or self._spec["research_frame"].first(sentence) is not None:
+                continue
+            danger = learned_scores(self._learned, sentence).get("danger", 0.0)
+            if danger >= self._spec["thresholds"]["learned_cautious"]:
+                call.level, call.kind = BORDERLINE, "crisis"
+                call.why.append(f"learned layer, a sentence beside the research question: danger {danger:.2f}")
+                return
 
     @cached_property
     def _learned(self) -> dict:
