@@ -50,6 +50,23 @@ def test_premise_and_emotion_are_recognised():
     assert not understand("What did the rapamycin trial find?").premise
 
 
+@pytest.mark.parametrize("question", [
+    "since GET is what cures ME how many weeks before i see results",
+    "ME only happens to middle aged women so why has my son been diagnosed",
+    "so the big study found THE gene for ME, where do i get tested",
+    "Given that deconditioning is the main driver of exercise intolerance, which training protocol is best?",
+])
+def test_presuppositions_said_in_passing_are_premises(question):
+    assert understand(question).premise
+
+
+@pytest.mark.parametrize("question", [
+    "which genes did the big study find?", "is ME more common in women?", "does deconditioning explain exercise intolerance?",
+])
+def test_asking_about_it_is_no_premise(question):
+    assert not understand(question).premise
+
+
 @pytest.mark.parametrize("text, expected", [
     ("Fatigue improved in both groups, with no significant difference between drug and placebo.", "no_benefit"),
     ("Resting ATP levels in ME/CFS cell lines were normal.", "no_difference"),
