@@ -81,7 +81,7 @@ class Answer:
     notes: list[str] = field(default_factory=list)  # advice limits, then the not-medical-advice line
     answer_markdown: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    resolved_question: str | None = None  # the follow-up as understood, when it differs
+    resolved_question: str | None = None  # the follow-up as understood, or misspellings put right, when it differs
     evidence_table: list[EvidenceRow] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
     subject: str = ""  # what the question asks about, as understood
