@@ -1,5 +1,7 @@
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -7,8 +9,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The gate's fixed vectors are cached on disk (assistant/vector_cache.py): here in a folder of this test
-# session, never the user's cache.
-os.environ.setdefault("ATLAS_CACHE_DIR", tempfile.mkdtemp(prefix="atlas-test-cache-"))
+# session, never the user's cache, and removed when the session ends (it holds a query encoder of
+# some megabytes; left behind, every run would leak one).
+if "ATLAS_CACHE_DIR" not in os.environ:
+    os.environ["ATLAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="atlas-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ATLAS_CACHE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared data (study files, PubMed records) and the output contracts (JSON schemas) are not part of
