@@ -44,7 +44,10 @@ def compose(evidence: EvidenceSet, mode: str = "patient", writer: Writer | None 
     answer = Answer(question=evidence.question, status=ANSWERED, short_answer="",
                     question_type=evidence.understanding.question_type, subject=evidence.understanding.subject,
                     sources=[Source(s.n, s.study, s.relevance) for s in studies])
-    answer.shows = _ranked(studies, Role.OBSERVED, limits.observed, "observed", lead=True)
+    # A planned study's "findings" are its plans ("participants are to log symptoms …"): never shown as
+    # what the studies show; the bottom line, short answer and evidence table say it has no results.
+    answer.shows = _ranked([s for s in studies if s.profile.design != "protocol"], Role.OBSERVED, limits.observed,
+                           "observed", lead=True)
     answer.infers = _ranked(studies, Role.INFERRED, limits.inferred, "inferred")
     answer.open_questions = _ranked(studies, Role.OPEN_QUESTION, limits.open_questions, "open_question")
     causal = is_causal(evidence.understanding.search_text)

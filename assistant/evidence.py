@@ -27,6 +27,12 @@ VERSUS = {"benefit", "no_benefit", "no_difference", "harm"}  # what a comparison
 PEOPLE = r"(people|patients|participants|adults|children|adolescents|controls|cases|women|men|volunteers|individuals|cell lines|lines|veterans|mice|survivors)"
 
 
+# A planned study leads when it names at least this share of the subject and no study with results names
+# as much as RESULTS_COVERAGE of it (wearables, tests at home: the labellers call these not_studied;
+# "is there a blood test yet" stays with the studies that tested blood markers).
+PLANNED_COVERAGE, RESULTS_COVERAGE = 0.35, 0.3
+
+
 @dataclass
 class Profile:
     design: str | None
@@ -72,6 +78,18 @@ class EvidenceSet:
         that counted it, not a treatment survey)."""
         tested = [s for s in self.studies if s.profile.tested]
         return sorted(tested, key=lambda s: (-round(s.profile.coverage, 1), s.n))
+
+    @property
+    def planned(self) -> StudyEvidence | None:
+        """A planned study with no results that the question is plainly about: cited first, naming the
+        subject, when no study with results does ("can a smartwatch warn me before a crash" is the
+        wearables protocol's question, not a metabolomics study's). Then nothing here
+        has answered the question yet, and the answer says so rather than quote a side study."""
+        first = self.studies[0] if self.studies else None
+        if first is None or first.profile.design != "protocol" or first.profile.coverage < PLANNED_COVERAGE:
+            return None
+        best_tested = max((s.profile.coverage for s in self.tested), default=0.0)
+        return first if best_tested < RESULTS_COVERAGE else None
 
     @property
     def lead(self) -> StudyEvidence:
@@ -282,7 +300,7 @@ def verdict(evidence: EvidenceSet) -> str:
     if evidence.understanding.premise:
         return "premise_false"
     tested = evidence.tested
-    if not tested:
+    if not tested or evidence.planned:
         return "not_studied"
     directions = {s.profile.direction for s in tested} - {"unclear"}
     controlled = [s for s in tested if s.profile.design in spec["controlled"]]

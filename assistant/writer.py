@@ -62,6 +62,9 @@ class TemplateWriter:
         texts = table("answer")
         t, u = texts["bottom_line"], evidence.understanding
         warm = [warm_sentence()] if u.emotional else []  # kind first, inside the same word budget
+        if verdict == "not_studied" and evidence.planned:
+            planned = t["not_studied_planned"].format(**_describe(evidence.planned, texts))
+            return " ".join([*warm, planned]), [*verify_sentences(planned), warm_sentence()], True
         frame = verdict_sentence(evidence, verdict)
         # What was found answers "what happens / is there / how common" best, so it comes first and
         # the evidence's strength follows; a treatment question is answered by the verdict itself.

@@ -393,3 +393,21 @@ def test_who_said_it_is_not_the_subject(assistant):
     """'rheumatologist says no' names a speaker: the library lacking 'rheumatologist' is no reason to refuse."""
     answer = assistant.ask("is me/cfs autoimmune? rheumatologist says no, facebook says yes")
     assert answer.status == "answered" and "rheumatologist" not in answer.subject
+
+
+def test_a_question_only_a_planned_study_is_about_says_not_known_yet(assistant, library):
+    """Only the wearables protocol asks whether a watch can predict a crash: the answer says nothing here
+    has results and cites the plan, and the plan's steps are never listed as what the studies show."""
+    answer = assistant.ask("can a garmin or fitbit predict when im about to crash")
+    lead = answer.sources[0].study
+    assert lead.study_type == "protocol" and "wearable" in lead.title.lower()
+    assert answer.verdict == "not_studied"
+    assert answer.bottom_line.startswith("Not known yet.") and "[1]" in answer.bottom_line
+    assert all(1 not in item.citations for item in answer.shows)
+
+
+def test_a_planned_study_does_not_hide_studies_with_results(assistant):
+    """A blood-test question is answered from the studies that measured blood markers, even when the
+    home-diagnostics protocol, which takes blood samples, is retrieved first."""
+    answer = assistant.ask("Is there a blood test yet that can actually diagnose ME/CFS? im so tired of being told its nothing")
+    assert answer.verdict != "not_studied" and not answer.bottom_line.startswith("Not known yet.")
