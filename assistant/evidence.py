@@ -7,7 +7,7 @@ the disagreements are derived from the profiles."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 import numpy as np
@@ -43,6 +43,7 @@ class Profile:
     finding: ScoredUnit | None
     prevention: bool = False  # a trial that gave the treatment early in an infection, to prevent long COVID
     coverage: float = 0.0  # the share of the subject's words that its title, summary and finding use
+    aside: bool = False  # about treating something, for a question that is not about treatment
 
 
 @dataclass
@@ -77,7 +78,7 @@ class EvidenceSet:
         741 when the retriever's score broke ties: "how often does ME follow covid" leads with the cohort
         that counted it, not a treatment survey)."""
         tested = [s for s in self.studies if s.profile.tested]
-        return sorted(tested, key=lambda s: (-round(s.profile.coverage, 1), s.n))
+        return sorted(tested, key=lambda s: (s.profile.aside, -round(s.profile.coverage, 1), s.n))
 
     @property
     def planned(self) -> StudyEvidence | None:
@@ -110,6 +111,7 @@ def _spec() -> dict:
             "link": re.compile(spec["profile"]["link"], re.I),
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
+            "treatment_title": re.compile(spec["profile"]["treatment_title"], re.I),
             "broad_glossary": spec["profile"]["broad_glossary"],
             "prevention": re.compile(spec["profile"]["prevention"], re.I),
             "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I)}
@@ -123,16 +125,25 @@ def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitSto
     terms = subject_terms(understanding)
     if not hits:
         return evidence
-    best = max(h.relevance for h in hits)
+    treatment = understanding.question_type == "treatment"
+    aside = {h.study.id for h in hits if not treatment and about_treatment(h.study)}
+    best = max((h.relevance for h in hits if h.study.id not in aside), default=max(h.relevance for h in hits))
     units = {h.study.id: {role: store.units(h.study.id, role, query) for role in Role} for h in hits}
     speaking = [h for h in hits if mentions(h.study, units[h.study.id], terms)] or hits[:1]
     chosen = [h for h in speaking if h.relevance >= best - margin or h is speaking[0]][:max_studies]
-    treatment, side_ok = understanding.question_type == "treatment", side_asked(understanding)
+    side_ok = side_asked(understanding)
     for n, hit in enumerate(chosen, start=1):
         own = units[hit.study.id]
         evidence.studies.append(StudyEvidence(hit.study, n, hit.relevance, own,
-                                              profile(hit.study, own, terms, treatment, side_ok)))
+                                              replace(profile(hit.study, own, terms, treatment, side_ok),
+                                                      aside=hit.study.id in aside)))
     return evidence
+
+
+def about_treatment(study: Study) -> bool:
+    """A trial, or a study whose title is about treating something ('treatment of postural orthostatic
+    tachycardia syndrome')."""
+    return study.study_type in TRIALS or bool(_spec()["treatment_title"].search(study.title))
 
 
 @dataclass(frozen=True)

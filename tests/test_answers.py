@@ -1,5 +1,6 @@
 """Every rule of the answer contract, on real answers from the real index of the bundled corpus."""
 import json
+import re
 
 import jsonschema
 import pytest
@@ -411,3 +412,12 @@ def test_a_planned_study_does_not_hide_studies_with_results(assistant):
     home-diagnostics protocol, which takes blood samples, is retrieved first."""
     answer = assistant.ask("Is there a blood test yet that can actually diagnose ME/CFS? im so tired of being told its nothing")
     assert answer.verdict != "not_studied" and not answer.bottom_line.startswith("Not known yet.")
+
+
+def test_a_study_of_treating_it_does_not_answer_how_common_it_is(assistant):
+    """'Do most people with ME have POTS?' is answered by a study that counted POTS, not by the review
+    of POTS treatments that ranks first for the word (it found no trial of treating it)."""
+    answer = assistant.ask("do most people with ME have pots or dizzyness stuff? i get lightheaded and my heart pounds")
+    lead = answer.sources[int(re.search(r"\[(\d+)\]", answer.bottom_line).group(1)) - 1].study
+    assert "treatment" not in lead.title.lower() and lead.study_type not in ("rct", "non-randomised-trial")
+    assert "POTS" in answer.bottom_line
