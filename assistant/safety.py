@@ -185,7 +185,9 @@ class SafetyGate:
         context sentences of research questions, "My sister has severe ME and I worry about her a lot",
         score up to 0.72 at the usual one)."""
         for sentence in SENTENCE_END.split(text):
-            if len(sentence.split()) < 4 or self._spec["research_frame"].first(sentence) is not None:
+            # A sentence that says the writer is safe ("I'm stable now … a crisis plan with my team") is no danger.
+            if (len(sentence.split()) < 4 or self._spec["research_frame"].first(sentence) is not None
+                    or self._spec["reassurance"].first(sentence) is not None):
                 continue
             danger = learned_scores(self._learned, sentence).get("danger", 0.0)
             if danger >= self._spec["thresholds"]["learned_cautious"]:
