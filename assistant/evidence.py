@@ -212,7 +212,9 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
     about = finding is not None and terms.found_in(finding.text) and not spec["not_tested"].search(finding.text)
     # A named subject must be in the study's finding or title; for loosely worded questions the
     # study's best-matching finding is about the question if the study measured anything at all.
-    empirical = study.study_type not in spec["untested"]
+    # A study of no named design ("other": muscle biopsies, mice and cell lines in one paper) tested the
+    # subject when its own finding is about it.
+    empirical = study.study_type not in spec["untested"] or study.study_type == "other" and about
     tested = empirical and (about or terms.found_in(study.title) or (not terms.every and finding is not None))
     observed = units.get(Role.OBSERVED, [])
     # Whether a treatment works is decided, in a trial, by its result against the comparison: "fatigue

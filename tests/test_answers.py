@@ -421,3 +421,11 @@ def test_a_study_of_treating_it_does_not_answer_how_common_it_is(assistant):
     lead = answer.sources[int(re.search(r"\[(\d+)\]", answer.bottom_line).group(1)) - 1].study
     assert "treatment" not in lead.title.lower() and lead.study_type not in ("rct", "non-randomised-trial")
     assert "POTS" in answer.bottom_line
+
+
+def test_a_study_of_no_named_design_tested_what_its_findings_are_about(assistant):
+    """The WASF3 paper (biopsies, mice and cell lines: study type 'other') is the study of WASF3: the
+    answer quotes it as such, never 'No study in the library has looked at exactly this'."""
+    answer = assistant.ask("what is wasf3 and why is everyone on reddit talking about it")
+    assert answer.verdict != "not_studied" and "exactly this" not in answer.bottom_line
+    assert "WASF3" in answer.bottom_line and answer.sources[0].study.study_type == "other"
