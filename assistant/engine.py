@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import certain_type, context_terms, learned_type, question_type, treatment_for, understand
+from .understand import certain_type, condition_terms, context_terms, learned_type, question_type, treatment_for, understand
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -141,10 +141,15 @@ class Assistant:
         term ("RCT", "how common"), or for a treatment question a symptom ("brain fog"), set aside when
         the question names something a study contains ("Any RCT data on oxaloacetate?", "that
         oxaloacetate supplement for brain fog": both are about oxaloacetate); "X for <a symptom>", where
-        no study contains X, is about X ("nicotine patches for brain fog": no trial here tested them)."""
+        no study contains X, is about X ("nicotine patches for brain fog": no trial here tested them), and so is
+        "X for <a symptom>" where a study has X ("oxaloacetate for brain fog")."""
         tried = treatment_for(asked)
         if tried and self.evidence.informative(tried) and not understand(tried).named and not self.evidence.known(tried):
             return replace(understood, subject=tried, named=True, question_type="treatment")
+        # ... and "oxaloacetate (supplment) for brain fog", a technical word some study has, is about that word.
+        names = self.evidence.library_names(tried) if tried and understood.named and understood.subject in condition_terms() else []
+        if names:
+            return replace(understood, subject=" ".join(names[:2]), named=True, question_type="treatment")
         if not understood.named:
             return replace(understood, subject=self.evidence.name_subject(understood.subject))
         if understood.subject in context_terms() or understood.question_type == "treatment":

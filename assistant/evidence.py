@@ -261,7 +261,10 @@ def lead_unit(units: list[ScoredUnit], terms: Terms, treatment: bool = False, si
     the result against a comparison (placebo, sham, usual care) before the rest."""
     comparator, side = _spec()["comparator"], _spec()["side_outcome"]
     head = re.compile(rf"\b{re.escape(terms.head)}", re.I) if len(terms.head) > 3 else None
-    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0) - (0.2 if dangling(u.text) or method_like(u.text) else 0.0)
+    # "No included study addressed treating POTS in ME/CFS" says what was not studied: the verdict says that.
+    untested = _spec()["not_tested"]
+    scored = [(u.score + (0.1 if terms.found_in(u.text) else 0.0)
+               - (0.2 if dangling(u.text) or method_like(u.text) or untested.search(u.text) else 0.0)
                - (0.2 if not side_ok and side.search(u.text) else 0.0)
                + (0.1 if head and head.search(u.text) else 0.0)
                + (0.15 if treatment and comparator.search(u.text) else 0.0), u)

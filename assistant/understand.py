@@ -52,6 +52,7 @@ def _lexicon() -> dict:
         "personal": re.compile(spec["yes_no"]["personal"], re.I),
         "open_ended": re.compile(spec["yes_no"]["open_ended"], re.I),
         "context": set(spec.get("context", {}).get("terms", [])),
+        "conditions": set(spec.get("context", {}).get("conditions", [])),
     }
 
 
@@ -139,6 +140,11 @@ def asks_yes_no(question: str) -> bool:
 def context_terms() -> set[str]:
     """Lexicon terms that set a question's context rather than its subject ("children", "how common")."""
     return _lexicon()["context"]
+
+
+def condition_terms() -> set[str]:
+    """Lexicon terms that name a condition or symptom ("POTS", "brain fog"), never a treatment."""
+    return _lexicon()["conditions"]
 
 
 def warm_sentence() -> str:

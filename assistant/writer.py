@@ -18,7 +18,7 @@ from .prompts import table
 from .store import ScoredUnit
 from .study import Role
 from .verify import sentences as verify_sentences
-from .understand import asks_yes_no, context_terms, premise_kind, warm_sentence
+from .understand import asks_yes_no, condition_terms, context_terms, premise_kind, warm_sentence
 
 
 @dataclass
@@ -196,7 +196,9 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.
     named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
-    template = t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
+    # "pots treatment??": a treatment *for* the condition, not a trial that "tested POTS".
+    condition = named and u.question_type == "treatment" and u.subject in condition_terms()
+    template = (condition and t.get(f"{key}_condition")) or t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
 
 

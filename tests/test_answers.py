@@ -429,3 +429,18 @@ def test_a_study_of_no_named_design_tested_what_its_findings_are_about(assistant
     answer = assistant.ask("what is wasf3 and why is everyone on reddit talking about it")
     assert answer.verdict != "not_studied" and "exactly this" not in answer.bottom_line
     assert "WASF3" in answer.bottom_line and answer.sources[0].study.study_type == "other"
+
+
+def test_a_treatment_for_a_condition_is_named_as_such(assistant):
+    """'pots treatment??': no trial tested a treatment *for* POTS in ME/CFS (not 'tested POTS'), and the
+    review's own treatment findings lead rather than its line that no study addressed ME/CFS."""
+    answer = assistant.ask("pots treatment??")
+    assert "a treatment for POTS" in answer.bottom_line and "tested POTS" not in answer.bottom_line
+    assert "No included study" not in answer.bottom_line
+
+
+def test_a_studied_supplement_for_a_symptom_is_the_subject(assistant):
+    """'oxaloacetate for brain fog': the oxaloacetate trial answers it, not 'no trial tested brain fog'."""
+    answer = assistant.ask("anyone tried oxaloacetate for brain fog? its so expensive, dont want to waste money")
+    assert "oxaloacetate" in answer.subject.lower() and answer.verdict != "not_studied"
+    assert "brain fog in ME/CFS" not in answer.bottom_line
