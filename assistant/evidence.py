@@ -15,7 +15,7 @@ import numpy as np
 from .prompts import table
 from .store import ScoredUnit, UnitStore
 from .study import Role, Study
-from .understand import GENERIC, Understanding, synonyms
+from .understand import GENERIC, Understanding, context_terms, synonyms
 
 POSITIVE = {"benefit", "higher", "lower", "present"}
 CAUSAL_CUES = re.compile(r"\b(caus\w*|prov\w*|proof|because|due to|responsib\w*|lead\w* to|trigger\w*|"
@@ -78,7 +78,12 @@ class EvidenceSet:
         741 when the retriever's score broke ties: "how often does ME follow covid" leads with the cohort
         that counted it, not a treatment survey)."""
         tested = [s for s in self.studies if s.profile.tested]
-        return sorted(tested, key=lambda s: (s.profile.aside, -round(s.profile.coverage, 1), s.n))
+        # For a question about a named treatment, a trial of it before a survey that names it as often
+        # ("what do other patients say helps" is the survey's question, and stays so).
+        u = self.understanding
+        trial_first = u.question_type == "treatment" and u.named and u.subject not in context_terms()
+        return sorted(tested, key=lambda s: (s.profile.aside, -round(s.profile.coverage, 1),
+                                             trial_first and s.profile.design not in TRIALS, s.n))
 
     @property
     def planned(self) -> StudyEvidence | None:

@@ -444,3 +444,11 @@ def test_a_studied_supplement_for_a_symptom_is_the_subject(assistant):
     answer = assistant.ask("anyone tried oxaloacetate for brain fog? its so expensive, dont want to waste money")
     assert "oxaloacetate" in answer.subject.lower() and answer.verdict != "not_studied"
     assert "brain fog in ME/CFS" not in answer.bottom_line
+
+
+def test_a_trial_of_the_named_treatment_leads_before_a_survey_that_lists_it(assistant):
+    """The daratumumab pilot answers 'what did the daratumumab pilot report', not the treatment survey
+    that lists daratumumab among forty treatments."""
+    answer = assistant.ask("What did the daratumumab pilot in ME/CFS report in terms of responders, and were there any baseline predictors?")
+    lead = answer.sources[int(re.search(r"\[(\d+)\]", answer.bottom_line).group(1)) - 1].study
+    assert lead.study_type == "non-randomised-trial" and "anti-CD38" in answer.bottom_line
