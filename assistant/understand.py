@@ -64,9 +64,13 @@ def understand(question: str) -> Understanding:
             found.append((match.start(), words))
         if pattern.search(mapped):
             mapped = pattern.sub(f" {words} ", mapped)
-    # The subject is the first term in the question's own order; a context term ("children", "how
-    # common") names it only when the question has no other ("does LDN help teens": LDN).
-    named = [w for _, w in sorted(found, key=lambda f: (f[1] in lex["context"], f[0]))]
+    # The subject is the first term in the question's own order, in the sentence that asks (ends in a
+    # question mark) before the story told around it ("brain fog sooo bad when i stand up. is my brain
+    # not getting enough blood??" asks about blood flow); a context term ("children", "how common")
+    # names it only when the question has no other ("does LDN help teens": LDN).
+    asking = [m.span() for m in re.finditer(r"[^.!?]*\?+", question)]
+    told = lambda at: bool(asking) and not any(a <= at < b for a, b in asking)  # noqa: E731
+    named = [w for _, w in sorted(found, key=lambda f: (f[1] in lex["context"], told(f[0]), f[0]))]
     kept = [w for w in re.findall(r"[\w'/-]+", mapped) if w.lower() not in lex["conversation"] and not lex["profession"].match(w)]
     topic = " ".join(kept) or question
     return Understanding(
