@@ -117,6 +117,7 @@ def _spec() -> dict:
             "comparator": re.compile(spec["profile"]["comparator"], re.I),
             "not_tested": re.compile(spec["profile"]["not_tested"], re.I),
             "treatment_title": re.compile(spec["profile"]["treatment_title"], re.I),
+            "diagnostic_asked": re.compile(spec["profile"]["diagnostic_asked"], re.I),
             "broad_glossary": spec["profile"]["broad_glossary"],
             "prevention": re.compile(spec["profile"]["prevention"], re.I),
             "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I)}
@@ -342,12 +343,11 @@ def verdict(evidence: EvidenceSet) -> str:
     if asks_link and observational and directions & POSITIVE:
         return "associated_not_causal"
     people = sum(s.profile.participants or 0 for s in controlled if s.profile.direction in POSITIVE)
-    if len(controlled) >= 3 and directions and directions <= POSITIVE and people >= 300:
-        return "supported"
+    consistent = len(controlled) >= 3 and directions and directions <= POSITIVE and people >= 300
     # A systematic review whose pooled finding answers the question is more than early evidence.
-    if directions and directions <= POSITIVE and any(s.profile.design == "systematic-review" for s in controlled):
-        return "supported"
-    return "limited"
+    pooled = directions and directions <= POSITIVE and any(s.profile.design == "systematic-review" for s in controlled)
+    diagnostic = kind == "test" and spec["diagnostic_asked"].search(evidence.understanding.search_text)
+    return "supported" if (consistent or pooled) and not diagnostic else "limited"
 
 
 def prevention_only(evidence: EvidenceSet, study: StudyEvidence) -> bool:

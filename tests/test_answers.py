@@ -452,3 +452,8 @@ def test_a_trial_of_the_named_treatment_leads_before_a_survey_that_lists_it(assi
     answer = assistant.ask("What did the daratumumab pilot in ME/CFS report in terms of responders, and were there any baseline predictors?")
     lead = answer.sources[int(re.search(r"\[(\d+)\]", answer.bottom_line).group(1)) - 1].study
     assert lead.study_type == "non-randomised-trial" and "anti-CD38" in answer.bottom_line
+
+
+def test_is_there_a_blood_test_yet_is_not_answered_yes(assistant):
+    answer = assistant.ask("is there a blood test for me/cfs yet?? my gp keeps saying there's no test so he cant diagnose me")
+    assert answer.verdict != "supported" and not answer.bottom_line.startswith("Yes")

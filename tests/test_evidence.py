@@ -107,3 +107,13 @@ def test_verify_flags_uncited_sentences_and_overclaims(studies):
     assert problems("This proves that rapamycin cures ME/CFS [1].", ev, [])
     assert "cites a source that is not in the answer" in problems("A trial found it [7].", ev, [])
     assert not problems("A fixed sentence.", ev, ["A fixed sentence."])
+
+
+def test_a_diagnostic_test_question_is_not_answered_as_settled():
+    """'Is there a blood test for ME yet?': studies that tell patients from controls support a
+    difference, not a test that diagnoses a person, however many agree."""
+    from assistant.evidence import _spec
+
+    asked = _spec()["diagnostic_asked"]
+    assert asked.search("is there a blood test for me/cfs yet") and asked.search("can ME be diagnosed with a machine learning test")
+    assert not asked.search("do brain scans show anything wrong in ME")
