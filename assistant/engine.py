@@ -140,13 +140,13 @@ class Assistant:
         """The subject as the library can name it: loose words trimmed to what studies use, and a context
         term ("RCT", "how common"), or for a treatment question a symptom ("brain fog"), set aside when
         the question names something a study contains ("Any RCT data on oxaloacetate?", "that
-        oxaloacetate supplement for brain fog": both are about oxaloacetate); "X for <a symptom>", where
-        no study contains X, is about X ("nicotine patches for brain fog": no trial here tested them), and so is
-        "X for <a symptom>" where a study has X ("oxaloacetate for brain fog")."""
+        oxaloacetate supplement for brain fog": both are about oxaloacetate); "X for <a symptom>" is about
+        X, whether no study contains it ("nicotine patches for brain fog": no trial here tested them) or a
+        study does ("oxaloacetate for brain fog")."""
         tried = treatment_for(asked)
         if tried and self.evidence.informative(tried) and not understand(tried).named and not self.evidence.known(tried):
             return replace(understood, subject=tried, named=True, question_type="treatment")
-        # ... and "oxaloacetate (supplment) for brain fog", a technical word some study has, is about that word.
+        # ... and where a study has it, by the technical words the library knows ("oxaloacetate supplment").
         names = self.evidence.library_names(tried) if tried and understood.named and understood.subject in condition_terms() else []
         if names:
             return replace(understood, subject=" ".join(names[:2]), named=True, question_type="treatment")

@@ -89,8 +89,8 @@ class EvidenceSet:
     def planned(self) -> StudyEvidence | None:
         """A planned study with no results that the question is plainly about: cited first, naming the
         subject, when no study with results does ("can a smartwatch warn me before a crash" is the
-        wearables protocol's question, not a metabolomics study's). Then nothing here
-        has answered the question yet, and the answer says so rather than quote a side study."""
+        wearables protocol's question, not a metabolomics study's). Nothing here has answered it yet,
+        and the answer says so rather than quote a side study."""
         first = self.studies[0] if self.studies else None
         if first is None or first.profile.design != "protocol" or first.profile.coverage < PLANNED_COVERAGE:
             return None
