@@ -82,7 +82,8 @@ class EvidenceSet:
         # ("what do other patients say helps" is the survey's question, and stays so).
         u = self.understanding
         trial_first = u.question_type == "treatment" and u.named and u.subject not in context_terms()
-        return sorted(tested, key=lambda s: (s.profile.aside, -round(s.profile.coverage, 1),
+        # A narrative review speaks for studies it did not run: it leads only when none with data does.
+        return sorted(tested, key=lambda s: (s.profile.aside, s.profile.design == "review", -round(s.profile.coverage, 1),
                                              trial_first and s.profile.design not in TRIALS, s.n))
 
     @property
@@ -94,8 +95,8 @@ class EvidenceSet:
         first = self.studies[0] if self.studies else None
         if first is None or first.profile.design != "protocol" or first.profile.coverage < PLANNED_COVERAGE:
             return None
-        best_tested = max((s.profile.coverage for s in self.tested), default=0.0)
-        return first if best_tested < RESULTS_COVERAGE else None
+        with_data = [s.profile.coverage for s in self.tested if s.profile.design != "review"]  # a review has no results of its own
+        return first if max(with_data, default=0.0) < RESULTS_COVERAGE else None
 
     @property
     def lead(self) -> StudyEvidence:
@@ -219,8 +220,9 @@ def profile(study: Study, units: dict[Role, list[ScoredUnit]], terms: Terms, tre
     # A named subject must be in the study's finding or title; for loosely worded questions the
     # study's best-matching finding is about the question if the study measured anything at all.
     # A study of no named design ("other": muscle biopsies, mice and cell lines in one paper) tested the
-    # subject when its own finding is about it.
-    empirical = study.study_type not in spec["untested"] or study.study_type == "other" and about
+    # subject when its own finding is about it; so, as far as early evidence goes, does a narrative review
+    # ("how should rehab be adapted for PEM" has a review's framework, not nothing).
+    empirical = study.study_type not in spec["untested"] or study.study_type in ("other", "review") and about
     tested = empirical and (about or terms.found_in(study.title) or (not terms.every and finding is not None))
     observed = units.get(Role.OBSERVED, [])
     # Whether a treatment works is decided, in a trial, by its result against the comparison: "fatigue

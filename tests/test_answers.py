@@ -457,3 +457,10 @@ def test_a_trial_of_the_named_treatment_leads_before_a_survey_that_lists_it(assi
 def test_is_there_a_blood_test_yet_is_not_answered_yes(assistant):
     answer = assistant.ask("is there a blood test for me/cfs yet?? my gp keeps saying there's no test so he cant diagnose me")
     assert answer.verdict != "supported" and not answer.bottom_line.startswith("Yes")
+
+
+def test_a_review_is_early_evidence_when_it_is_all_there_is(assistant):
+    """'How should CPET and rehab be adapted to avoid provoking PEM?': only a review speaks to it, and its
+    framework is early evidence (limited), not nothing (not_studied)."""
+    answer = assistant.ask("How should CPET and rehab be adapted in long COVID to avoid provoking PEM?")
+    assert answer.verdict == "limited" and "A review found" in answer.bottom_line
