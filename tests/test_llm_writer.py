@@ -170,11 +170,11 @@ def test_server_failures_fall_back_to_the_deterministic_answer(assistant, server
 
 
 def split_of(case: str) -> str:
-    """c01–c468 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
-    c116–c162, c163–c212, c213–c265, c266–c315, c316–c367, c368–c419 and c420–c468 were frozen splits,
-    each run once and then joined dev); c469–c522, scripted by two helpers who never saw the verifier
-    against the data of the blind-written questions of P18, are frozen."""
-    return "dev" if int(case[1:]) <= 468 else "frozen"
+    """c01–c522 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
+    c116–c162, c163–c212, c213–c265, c266–c315, c316–c367, c368–c419, c420–c468 and c469–c522 were
+    frozen splits, each run once and then joined dev); c523–c575, scripted by two helpers who never saw
+    the verifier against the data of the blind-written questions of P19, are frozen."""
+    return "dev" if int(case[1:]) <= 522 else "frozen"
 
 
 CASES = ROOT / "evals" / "llm_cases.json"
