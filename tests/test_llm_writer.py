@@ -247,11 +247,11 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c468) see docs; on the frozen split c469–c522's first run
-# 402 of 432 unsupported dropped (0.931) and 319 of 378 faithful kept (0.844)
-# (evals/reports/2026-11-28-llm-verifier-c469-c522-first-run.md). The issue's targets (100 % dropped,
+# What the verifier reached: on dev (c01–c522) 0.923 dropped, 0.831 kept; on the frozen split c523–c575's
+# first run 393 of 424 unsupported dropped (0.927) and 316 of 371 faithful kept (0.852)
+# (evals/reports/2026-11-28-llm-verifier-c523-c575-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.91, 0.81), "frozen": (0.92, 0.83)}
+FLOORS = {"dev": (0.91, 0.82), "frozen": (0.92, 0.84)}
 
 
 @pytest.mark.slow
