@@ -70,6 +70,9 @@ def test_figures_of_speech_and_ordinary_symptoms_are_not_crises(fake_gate, text)
     ("mijn dochter krijgt 0,5 mg melatonine. mag dat naar 1 mg?", True, False),
     ("me canso muchísimo después de cualquier esfuerzo. ¿puede ser encefalomielitis miálgica?", False, True),
     ("zou ze ME/CVS kunnen hebben?", False, True), ("did the LDN trials use 4.5 mg?", True, False),
+    # "low dose" in a treatment's name asks no dose; a dose of it, or starting it, still does
+    ("does low dose naltrexone actualy work", False, False), ("¿funciona la naltrexona en dosis bajas?", False, False),
+    ("what dose of low dose naltrexone do people take", True, False), ("should i start low-dose naltrexone?", True, False),
 ])
 def test_advice_notes_fire_only_when_advice_is_asked(fake_gate, text, dose, diagnosis):
     call = fake_gate.check(text)
