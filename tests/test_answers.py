@@ -464,3 +464,21 @@ def test_a_review_is_early_evidence_when_it_is_all_there_is(assistant):
     framework is early evidence (limited), not nothing (not_studied)."""
     answer = assistant.ask("How should CPET and rehab be adapted in long COVID to avoid provoking PEM?")
     assert answer.verdict == "limited" and "A review found" in answer.bottom_line
+
+
+@pytest.mark.parametrize("question, yes_no", [
+    ("does low dose naltrexone actualy work", True), ("is long covid just ME with a different name", True),
+    ("What about LDN, does it work?", True),
+    ("why does the crash come 1-2 days AFTER i do something instead of straight away", False),
+    ("how likely is it to get ME after covid? im terrified", False),
+    ("do they even know what causes me/cfs yet or is it still a total mystery", False),
+])
+def test_only_a_yes_or_no_question_is_answered_yes_no_or_maybe(question, yes_no):
+    from assistant.understand import asks_yes_no
+    assert asks_yes_no(question) is yes_no
+
+
+def test_a_why_question_is_not_answered_possibly(assistant):
+    openers = {v for k, v in table("answer")["bottom_line"].items() if k.startswith("opener_")}
+    answer = assistant.ask("why does the crash come 1-2 days AFTER i do something instead of straight away")
+    assert answer.bottom_line and not any(answer.bottom_line.startswith(o) for o in openers)
