@@ -142,7 +142,11 @@ class EvidenceCheck:
         ok = topic >= self.min_topic and coverage > 0 and (
             coverage >= self.min_coverage or hits[0].relevance >= self.strong)
         missing = self.missing(question)
+        # Drug names the library lacks refuse a treatment question, unless it lists options of which the
+        # library has two or more ("ivabradine, propranolol, midodrine or fludrocortisone for POTS?").
         drugs = [w for w in missing if self.drug_name.search(w)]
+        if len({w for w in _words(question) if w not in missing and self.drug_name.search(w)}) >= 2:
+            drugs = []
         # Everyday and emotional wording ("my 15yo has been in bed 8 months, what should we expect") is
         # never a reason to refuse: when the subject's words occur in some study, the nearest one is
         # shown and the verdict says when it did not study exactly this. A subject no study mentions

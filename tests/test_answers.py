@@ -482,3 +482,17 @@ def test_a_why_question_is_not_answered_possibly(assistant):
     openers = {v for k, v in table("answer")["bottom_line"].items() if k.startswith("opener_")}
     answer = assistant.ask("why does the crash come 1-2 days AFTER i do something instead of straight away")
     assert answer.bottom_line and not any(answer.bottom_line.startswith(o) for o in openers)
+
+
+@pytest.mark.parametrize("question, verdict", [
+    # options of which the library has two: the POTS review answers, though it lacks propranolol
+    ("Which pharmacological treatments for POTS have the strongest evidence — ivabradine, propranolol, midodrine, "
+     "fludrocortisone?", None),
+    ("why do i feel ok on the day i do stuff and then like ive been hit by a bus 2 days later. am i just lazy or "
+     "making it up", "premise_false"),
+    ("Since rapamycin cures ME, why arent doctors prescribing it to everyone??", "premise_false"),
+])
+def test_everyday_wording_and_lists_of_options_are_answered(assistant, question, verdict):
+    answer = assistant.ask(question)
+    assert answer.status == "answered"
+    assert verdict is None or answer.verdict == verdict
