@@ -472,6 +472,7 @@ def test_a_review_is_early_evidence_when_it_is_all_there_is(assistant):
     ("why does the crash come 1-2 days AFTER i do something instead of straight away", False),
     ("how likely is it to get ME after covid? im terrified", False),
     ("do they even know what causes me/cfs yet or is it still a total mystery", False),
+    ("is long covid the same thing as ME or a different illness", False),
 ])
 def test_only_a_yes_or_no_question_is_answered_yes_no_or_maybe(question, yes_no):
     from assistant.understand import asks_yes_no
