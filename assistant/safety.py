@@ -27,7 +27,7 @@ PROFESSIONAL = re.compile(
     r"\b(my|our|a|the|this|one) (\w+ )?(patient|client|customer|resident)s?\b|\b(patient|client)s? (in|on|at) (my|our|the)\b|"
     r"\b(clinician|pharmacist|gp|nurse|doctor|physician|psychiatrist|psychologist|therapist|social worker|paramedic)\b"
     r"[^.?!]{0,12}\b(here|speaking)\b|\b(i'?m|i am|as) an? (\w+ )?(gp|doctor|nurse|physician|pharmacist|psychologist|"
-    r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
+    r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(in|out)patients?\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
     r"\b(ich bin|bin) (arzt|ärztin|pflegekraft|krankenschwester|pfleger\w*)\b|\b(soy) (médic[oa]|enfermer[oa])\b|"
     r"\b(je suis|infirmi[eè]re?|médecin)\b[^.?!]{0,30}\b(médecin|généraliste|libérale?|infirmi\w+)\b|"
     r"\b(ik ben) (huisarts|arts|verpleegkundige)\b|\b(pt|pts)\b|"
@@ -36,7 +36,8 @@ PROFESSIONAL = re.compile(
 OTHER = re.compile(
     r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
     r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
-    r"flatmate|roommate|fianc\w*|baby|nan|gran|student|pupil)\b|^\s*(son|daughter|husband|wife|partner|mum|mom|dad)\b|"
+    r"flatmate|roommate|fianc\w*|baby|nan|gran|granny|nana|mate|bestie|pal|housemate|colleague|"
+    r"student|pupil)\b|^\s*(son|daughter|husband|wife|partner|mum|mom|dad|grandad|granddad|grandpa|grandma|granny|nan|nana)\b|"
     r"\b(mi pareja|ma copine|mon copain|mijn zus|mijn vriend|mijn vriendin)\b|\b(he|she)('s| is| has| had| was| hasn'?t| won'?t| can'?t)\b|"
     r"\b(hes|shes)\b|\b\d+ ?(yo|y/o|yr old|year old)\b|\b(teen|teenage) (son|daughter|boy|girl)\b|\b(youth worker|teacher|coach) here\b|"
     r"\b(mein|meine|meiner|meinem)\s(mann|frau|tochter|sohn|mutter|vater|freund|freundin|schwester|bruder)\b|"
@@ -48,10 +49,16 @@ OTHER = re.compile(
 # Where one sentence of a chat message ends and the next begins. Not parse/split.py's splitter: that one
 # ends a sentence only before a capital, and people type "…at the end. because thats what im planning".
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+# Words in quotes are someone else's ("my son said 'won't need it where I'm going'").
+QUOTED = re.compile(r"(?<!\w)'[^\n]+?'(?!\w)|\"[^\"\n]+\"|‘[^’\n]+’|“[^”\n]+”")
 # The asker speaks of their own risk, even when others are named ("better off without me").
 SELF_AT_RISK = re.compile(
     r"\b(without me|found me|miss me|(i|i'?ve) (have|got) (me|cfs|me/cfs|long covid)|i (just )?(can'?t|cant) (do|take|go on)|"
-    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving|got the)|my (own )?life)\b", re.I)
+    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving|got the)|my (own )?life|"
+    r"(everyone|everybody|they) (would|'d|could) (all )?be better off|made my peace|i see no (reason|point)|i'?ve told (my \w+|\w+) where|"
+    r"an ending i|for me,? not (her|him|them)|(?<!he )(?<!she )won'?t be needing|where i'?m going|my (own )?(arms?|legs?|wrists?|thighs?|head|skin)|"
+    r"wenn ich (weg|nicht mehr da) bin|ich (hab|habe) alles geregelt|mejor sin mí|escribí (las |unas )?cartas|"
+    r"j'?ai (pas|plus) envie|j'?ai écrit|ik kras|mijn armen)\b", re.I)
 
 
 @dataclass
@@ -286,7 +293,7 @@ class SafetyGate:
     def _audience(question: str, mode: str) -> str:
         if mode == "clinician" or PROFESSIONAL.search(question):
             return "professional"
-        return "other" if OTHER.search(question) and not SELF_AT_RISK.search(question) else "self"
+        return "other" if OTHER.search(question) and not SELF_AT_RISK.search(QUOTED.sub(" ", question)) else "self"
 
 
 def learned_scores(model: dict, text: str) -> dict[str, float]:
