@@ -22,43 +22,9 @@ NONE, SUPPORT, BORDERLINE, URGENT = "none", "support", "borderline", "urgent"
 CLASSES = ("crisis", "emergency")
 LANGUAGES = ("en", "de", "es", "fr", "nl")
 
-# Who is asking decides which route the resources describe.
-PROFESSIONAL = re.compile(
-    r"\b(my|our|a|the|this|one) (\w+ )?(patient|client|customer|resident)s?\b|\b(patient|client)s? (in|on|at) (my|our|the)\b|"
-    r"\b(clinician|pharmacist|gp|nurse|doctor|physician|psychiatrist|psychologist|therapist|social worker|paramedic)\b"
-    r"[^.?!]{0,12}\b(here|speaking)\b|\b(i'?m|i am|as) an? (\w+ )?(gp|doctor|nurse|physician|pharmacist|psychologist|"
-    r"therapist|clinician|psychiatrist|paramedic|midwife)\b|\b(in|out)patients?\b|\b(patient|patientin|paciente|patiente?|patiënt|pati[eë]nte)\b|"
-    r"\b(ich bin|bin) (arzt|ärztin|pflegekraft|krankenschwester|pfleger\w*)\b|\b(soy) (médic[oa]|enfermer[oa])\b|"
-    r"\b(je suis|infirmi[eè]re?|médecin)\b[^.?!]{0,30}\b(médecin|généraliste|libérale?|infirmi\w+)\b|"
-    r"\b(ik ben) (huisarts|arts|verpleegkundige)\b|\b(pt|pts)\b|"
-    r"^\s*(\w+ ){0,2}(pharmacist|gp|nurse|doctor|paramedic|psychologist|psychiatrist|physio\w*|ot|registrar|hca|"
-    r"dietitian|consultant|occupational therapist|healthcare assistant|(wijk)?verpleegkundige|huisarts)\b\s*(here\b)?\s*[:,.-]", re.I)
-OTHER = re.compile(
-    r"\b(my|our) (\w+ )?(mum|mom|mother|mam|dad|father|son|daughter|wife|husband|partner|boyfriend|girlfriend|"
-    r"friend|sister|brother|grandmother|grandma|grandfather|grandpa|child|kid|teen|teenager|aunt|uncle|cousin|"
-    r"flatmate|roommate|fianc\w*|baby|nan|gran|granny|nana|mate|bestie|pal|housemate|colleague|"
-    r"student|pupil)\b|^\s*(son|daughter|husband|wife|partner|mum|mom|dad|grandad|granddad|grandpa|grandma|granny|nan|nana)\b|"
-    r"\b(mi pareja|ma copine|mon copain|mijn zus|mijn vriend|mijn vriendin)\b|\b(he|she)('s| is| has| had| was| hasn'?t| won'?t| can'?t)\b|"
-    r"\b(hes|shes)\b|\b\d+ ?(yo|y/o|yr old|year old)\b|\b(teen|teenage) (son|daughter|boy|girl)\b|\b(youth worker|teacher|coach) here\b|"
-    r"\b(mein|meine|meiner|meinem)\s(mann|frau|tochter|sohn|mutter|vater|freund|freundin|schwester|bruder)\b|"
-    r"\b(mi|mis) (hijo|hija|madre|padre|esposo|esposa|marido|mujer|hermana|hermano|novio|novia|amigo|amiga|abuela)\b|"
-    r"\b(mon|ma|mes) (fils|fille|mari|femme|mère|père|ami|amie|copain|copine|sœur|soeur|frère)\b|"
-    r"\b(mijn) (man|vrouw|dochter|zoon|moeder|vader|vriend|vriendin|zus|broer|partner)\b", re.I)
-
-
 # Where one sentence of a chat message ends and the next begins. Not parse/split.py's splitter: that one
 # ends a sentence only before a capital, and people type "…at the end. because thats what im planning".
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
-# Words in quotes are someone else's ("my son said 'won't need it where I'm going'").
-QUOTED = re.compile(r"(?<!\w)'[^\n]+?'(?!\w)|\"[^\"\n]+\"|‘[^’\n]+’|“[^”\n]+”")
-# The asker speaks of their own risk, even when others are named ("better off without me").
-SELF_AT_RISK = re.compile(
-    r"\b(without me|found me|miss me|(i|i'?ve) (have|got) (me|cfs|me/cfs|long covid)|i (just )?(can'?t|cant) (do|take|go on)|"
-    r"myself|i want to (die|go|end)|i'?m going to|i (took|swallowed)|i'?ve (taken|been saving|got the)|my (own )?life|"
-    r"(everyone|everybody|they) (would|'d|could) (all )?be better off|made my peace|i see no (reason|point)|i'?ve told (my \w+|\w+) where|"
-    r"an ending i|for me,? not (her|him|them)|(?<!he )(?<!she )won'?t be needing|where i'?m going|my (own )?(arms?|legs?|wrists?|thighs?|head|skin)|"
-    r"wenn ich (weg|nicht mehr da) bin|ich (hab|habe) alles geregelt|mejor sin mí|escribí (las |unas )?cartas|"
-    r"j'?ai (pas|plus) envie|j'?ai écrit|ik kras|mijn armen)\b", re.I)
 
 
 @dataclass
@@ -127,6 +93,7 @@ class SafetyGate:
             "decision": Rules(advice["decision"]), "diagnosis": Rules(advice["diagnosis"]),
             "not_treatment_decision": Rules([advice["not_treatment_decision"]]),
             "dose_in_name": [re.compile(p, re.I) for p in advice["dose_in_name"]],
+            "audience": {name: re.compile(p, re.I) for name, p in spec["audience"].items()},
             "crisis_topic": Rules(spec["crisis"]["topic_rules"]),
             "thresholds": spec["thresholds"],
             "calm": self.fixed("safety-calm", spec["calm"]["intents"]),
@@ -289,11 +256,13 @@ class SafetyGate:
         diagnosis = diagnosis or not research and learned.get("diagnosis", 0.0) >= threshold
         return dose, diagnosis
 
-    @staticmethod
-    def _audience(question: str, mode: str) -> str:
-        if mode == "clinician" or PROFESSIONAL.search(question):
+    def _audience(self, question: str, mode: str) -> str:
+        """professional, other or self (prompts/safety.toml [audience])."""
+        rules = self._spec["audience"]
+        if mode == "clinician" or rules["professional"].search(question):
             return "professional"
-        return "other" if OTHER.search(question) and not SELF_AT_RISK.search(QUOTED.sub(" ", question)) else "self"
+        others = rules["other"].search(question)
+        return "other" if others and not rules["self_at_risk"].search(rules["quoted"].sub(" ", question)) else "self"
 
 
 def learned_scores(model: dict, text: str) -> dict[str, float]:
