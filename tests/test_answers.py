@@ -340,6 +340,10 @@ def test_a_prevention_trial_does_not_answer_treating_the_illness(assistant):
     assert "seems to help" not in treating.bottom_line.lower()
     preventing = assistant.ask("can metformin stop you getting long covid if you take it when you first get covid")
     assert preventing.verdict == "supported"
+    # Asked in hindsight or in fear, it is still prevention (P1-P20 dev: three "supported" read as "limited").
+    for asked in ("would taking metformin early have stopped my dad's long covid?",
+                  "i just tested positive for covid again, is there anything that lowers the chance of long covid"):
+        assert assistant.ask(asked).verdict == "supported", asked
 
 
 def test_a_question_nothing_in_the_library_is_about_is_refused_without_naming_what_it_has(assistant):
