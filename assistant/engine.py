@@ -16,7 +16,8 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import certain_type, condition_terms, context_terms, learned_type, question_type, treatment_for, understand
+from .understand import (certain_type, condition_terms, context_terms, learned_type, mind_premise, question_type,
+                         treatment_for, understand)
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -162,9 +163,14 @@ class Assistant:
         """Retrieve, check that the evidence speaks to the subject, gather it, compose the answer."""
         began = time.perf_counter()
         hits = self.library.retrieve(understood.search_text, search_vector, filters, top_k=self.settings.top_k)
-        timings["retrieve"] = (time.perf_counter() - began) * 1000
         relevant, _ = self.evidence.relevant(understood.topic, topic_vector, hits, _subject(understood), _treatment(question, understood),
                                              loose=not understood.named)
+        if not relevant and (premise := mind_premise(understood)):  # nothing on the antidepressant: answer the premise
+            understood = premise
+            search_vector, topic_vector = self._embed([premise.search_text, premise.topic])
+            hits = self.library.retrieve(premise.search_text, search_vector, filters, top_k=self.settings.top_k)
+            relevant, _ = self.evidence.relevant(premise.topic, topic_vector, hits, _subject(premise), False)
+        timings["retrieve"] = (time.perf_counter() - began) * 1000
         # A question that points at the study just cited ("was it replicated?") is answered from
         # that study's own sections even when its words are not in it.
         if not (relevant or (hits and filters.study_ids)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -56,6 +56,9 @@ def _lexicon() -> dict:
     }
 
 
+MIND_SUBJECT = "psychological cause"  # the lexicon's term for "all in my head" (prompts/understand.toml)
+
+
 def understand(question: str) -> Understanding:
     lex = _lexicon()
     mapped, found = question, []
@@ -82,6 +85,16 @@ def understand(question: str) -> Understanding:
         emotional=any(p.search(question) for p in lex["emotion"]),
         named=bool(named),
     )
+
+
+def mind_premise(understood: Understanding) -> Understanding | None:
+    """"If ME is basically depression, which antidepressant works best?": when no study speaks to what
+    is asked (the antidepressant), the answer still takes up its premise that the illness is in the
+    mind: the same question, about that premise. None when the question has no such premise."""
+    if not understood.premise or understood.subject == MIND_SUBJECT or premise_kind(understood.search_text) != "mind":
+        return None
+    return replace(understood, subject=MIND_SUBJECT, named=True, search_text=f"{understood.search_text} {MIND_SUBJECT}",
+                   topic=f"{understood.topic} {MIND_SUBJECT}")
 
 
 def question_type(question: str, mapped: str = "") -> str:

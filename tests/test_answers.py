@@ -105,6 +105,21 @@ def test_a_false_premise_is_corrected_with_what_the_study_reports(assistant, lib
     assert any(quoted.lower() in item.text.lower() for item in answer.shows)  # a finding, word for word
 
 
+def test_a_mind_premise_is_answered_when_nothing_speaks_to_the_treatment_asked(assistant, library, answer_schema):
+    """No study here tested an antidepressant or a CBT programme; the question still rests on the premise
+    that ME/CFS is depression, and that is what the answer takes up (P1-P20 dev: four refusals before)."""
+    mind = table("answer")["bottom_line"]["premise_false_mind"]
+    for question in ("if me/cfs is basically a form of depression which antidepressant works best for it",
+                     "my therapist says ME is really caused by depression and if i do enough CBT it'll go away. which CBT programme is best"):
+        answer = assistant.ask(question)
+        check_contract(answer, library, answer_schema)
+        assert answer.status == "answered" and answer.verdict == "premise_false", question
+        assert mind in answer.bottom_line and answer.sources, question
+    # A premise beside a subject that studies speak to keeps that subject (small fibre nerves, not the mind).
+    nerves = assistant.ask("feet burn and tingle all the time since LC, is that nerve damage or am i imagining it")
+    assert any("small_fiber" in s.study.source_path for s in nerves.sources)
+
+
 def test_what_the_treatment_did_leads_unless_tolerability_is_asked(assistant):
     """A trial's dropout rate or safety record answers "is it tolerable?", not "does it help?"."""
     helps = assistant.ask("does heart rate variability biofeedback help long covid fatigue?")
