@@ -106,8 +106,9 @@ class Assistant:
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         # The question with lay words mapped ("crash" -> post-exertional malaise) counts too.
-        in_scope = (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(spelled)
-                    or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
+        task = self.scope.asks_a_task(question)  # "can you fill in my PIP form": about ME/CFS, but no question
+        in_scope = not task and (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(spelled)
+                                 or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
@@ -117,6 +118,8 @@ class Assistant:
             answer = self._crisis(question, safety)
         elif not in_scope:
             answer = self._fixed(question, OUT_OF_SCOPE)
+            if task:
+                answer.short_answer = table("answer")["status"]["out_of_scope_task"]
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)

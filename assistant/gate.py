@@ -29,6 +29,14 @@ class Scope:
                 "in": self._examples("scope-in", scope["in_examples"]),
                 "out": self._examples("scope-out", scope["out_examples"])}
 
+    @cached_property
+    def _task(self) -> re.Pattern:
+        return re.compile(table("gate")["scope"]["task"], re.I)
+
+    def asks_a_task(self, question: str) -> bool:
+        """The question asks the assistant to do something (fill in a form, book an appointment)."""
+        return bool(self._task.search(question))
+
     def _examples(self, kind: str, texts: list[str]) -> np.ndarray:
         """The examples' vectors, from the on-disk cache when the same model embedded them before."""
         from .vector_cache import fixed_vectors

@@ -120,6 +120,17 @@ def test_a_mind_premise_is_answered_when_nothing_speaks_to_the_treatment_asked(a
     assert any("small_fiber" in s.study.source_path for s in nerves.sources)
 
 
+def test_a_request_to_do_a_task_is_declined_plainly(assistant):
+    """"Fill in my son's PIP form" is about ME/CFS but asks for a task, not what studies say (P22's
+    labeller: out of scope); asking for a summary of a study is still a research question."""
+    task = table("answer")["status"]["out_of_scope_task"]
+    for question in ("could you fill out my daughter's disability benefit form, the mobility part? she has severe ME",
+                     "please draft an appeal letter to my insurer about my long covid claim"):
+        answer = assistant.ask(question)
+        assert (answer.status, answer.short_answer) == ("out_of_scope", task), question
+    assert assistant.ask("can you write a summary of what the DecodeME study found?").status == "answered"
+
+
 def test_what_the_treatment_did_leads_unless_tolerability_is_asked(assistant):
     """A trial's dropout rate or safety record answers "is it tolerable?", not "does it help?"."""
     helps = assistant.ask("does heart rate variability biofeedback help long covid fatigue?")
