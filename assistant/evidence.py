@@ -121,7 +121,8 @@ def _spec() -> dict:
             "diagnostic_asked": re.compile(spec["profile"]["diagnostic_asked"], re.I),
             "broad_glossary": spec["profile"]["broad_glossary"],
             "prevention": re.compile(spec["profile"]["prevention"], re.I),
-            "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I)}
+            "prevention_asked": re.compile(spec["profile"]["prevention_asked"], re.I),
+            "trial_asked": re.compile(spec["profile"]["trial_asked"], re.I)}
 
 
 def gather(understanding: Understanding, query: np.ndarray, hits, store: UnitStore, max_studies: int,
@@ -331,6 +332,8 @@ def verdict(evidence: EvidenceSet) -> str:
     if _opposed(_weighed(controlled, kind)):
         return "mixed"
     if kind == "treatment":
+        if spec["trial_asked"].search(evidence.understanding.search_text) and not any(s.profile.design in TRIALS for s in tested):
+            return "not_studied"
         trials = [s for s in controlled if s.profile.design == "rct" and not prevention_only(evidence, s)]
         if any(s.profile.direction == "mixed" for s in trials):
             return "mixed"

@@ -120,6 +120,14 @@ def test_a_mind_premise_is_answered_when_nothing_speaks_to_the_treatment_asked(a
     assert any("small_fiber" in s.study.source_path for s in nerves.sources)
 
 
+def test_trial_evidence_asked_for_and_not_in_the_library_is_not_studied(assistant):
+    """"Any trial evidence for X?" where only a survey mentions X: what was asked for was not studied
+    (three dev labels; the bottom line says no trial tested it)."""
+    answer = assistant.ask("is there any randomised trial evidence for low dose aripiprazole in ME/CFS?")
+    assert answer.verdict == "not_studied" and answer.bottom_line.startswith("No trial in the library has tested")
+    assert assistant.ask("does low dose aripiprazole help ME/CFS?").verdict != "not_studied"
+
+
 def test_a_request_to_do_a_task_is_declined_plainly(assistant):
     """"Fill in my son's PIP form" is about ME/CFS but asks for a task, not what studies say (P22's
     labeller: out of scope); asking for a summary of a study is still a research question."""
