@@ -106,9 +106,8 @@ class Assistant:
         safety = self.safety.check(question, question_vector, mode)
         # A technical word that the library itself contains ("DecodeME", "rapamycin") puts a question in scope.
         # The question with lay words mapped ("crash" -> post-exertional malaise) counts too.
-        task = self.scope.asks_a_task(question)  # "can you fill in my PIP form": about ME/CFS, but no question
-        in_scope = not task and (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(spelled)
-                                 or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
+        in_scope = (safety.urgent or self.scope.check(question, question_vector)[0] or self.evidence.names_in_library(spelled)
+                    or understood.search_text != question and self.scope.check(understood.search_text, search_vector)[0])
         if not in_scope and resolved and resolved.study_ids:
             # "does that one prove it?" is about the study just cited, whatever it looks like alone;
             # anything else is judged on its own words, so a follow-up cannot smuggle a topic in.
@@ -116,10 +115,11 @@ class Assistant:
         timings = {"gate": (time.perf_counter() - started) * 1000}
         if safety.urgent:
             answer = self._crisis(question, safety)
+        elif self.scope.asks_a_task(question):  # "can you fill in my PIP form": about ME/CFS, but no question
+            answer = self._fixed(question, OUT_OF_SCOPE)
+            answer.short_answer = table("answer")["status"]["out_of_scope_task"]
         elif not in_scope:
             answer = self._fixed(question, OUT_OF_SCOPE)
-            if task:
-                answer.short_answer = table("answer")["status"]["out_of_scope_task"]
         else:
             if resolved and resolved.study_ids:
                 filters = replace(filters, study_ids=resolved.study_ids)
@@ -172,6 +172,7 @@ class Assistant:
             understood = premise
             search_vector, topic_vector = self._embed([premise.search_text, premise.topic])
             hits = self.library.retrieve(premise.search_text, search_vector, filters, top_k=self.settings.top_k)
+            # The premise is no treatment: a drug the library lacks ("sertraline") does not refuse it.
             relevant, _ = self.evidence.relevant(premise.topic, topic_vector, hits, _subject(premise), False)
         timings["retrieve"] = (time.perf_counter() - began) * 1000
         # A question that points at the study just cited ("was it replicated?") is answered from
