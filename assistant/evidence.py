@@ -185,10 +185,17 @@ class Terms:
         return [w for w in self.words if w in found or _shares_root(w, found)]
 
 
+# Words of a loosely worded question that say how it is asked, not what about: "any trial evidence for
+# X", "whether they work". Left in, "trial" made every trial speak to aripiprazole.
+LOOSE_SKIP = {"trial", "trials", "rct", "rcts", "data", "whether", "they", "them", "their", "off", "any", "there", "really",
+              "actually", "anything", "something", "does", "did", "work", "worth"}
+
+
 @lru_cache(maxsize=256)  # read by gather and again by the writer for each finding it weighs
 def subject_terms(understanding: Understanding) -> Terms:
     source = understanding.subject if understanding.named else f"{understanding.subject} {understanding.topic}"
-    words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in GENERIC and len(w) > 2}
+    skip = GENERIC if understanding.named else GENERIC | LOOSE_SKIP
+    words = {_stem(w) for w in re.findall(r"[a-z0-9][a-z0-9-]+", source.lower()) if w not in skip and len(w) > 2}
     patterns = tuple(synonyms(understanding.subject)) + _study_words(understanding.subject) if understanding.named else ()
     head = _stem(understanding.subject.split()[0].lower()) if understanding.subject and not understanding.named else ""
     return Terms(frozenset(words), understanding.named, patterns, head)
