@@ -18,6 +18,7 @@ from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
 from .understand import (certain_type, condition_terms, context_terms, learned_type, mind_premise, question_type,
                          treatment_for, understand)
+from .verify import sentences
 from .writer import OnSentence, TemplateWriter, Writer
 
 
@@ -116,8 +117,7 @@ class Assistant:
         if safety.urgent:
             answer = self._crisis(question, safety)
         elif self.scope.asks_a_task(question):  # "can you fill in my PIP form": about ME/CFS, but no question
-            answer = self._fixed(question, OUT_OF_SCOPE)
-            answer.short_answer = table("answer")["status"]["out_of_scope_task"]
+            answer = self._fixed(question, OUT_OF_SCOPE, "out_of_scope_task")
         elif not in_scope:
             answer = self._fixed(question, OUT_OF_SCOPE)
         else:
@@ -224,8 +224,11 @@ class Assistant:
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod
-    def _fixed(question: str, status: str) -> Answer:
-        return Answer(question=question, status=status, short_answer=table("answer")["status"][status])
+    def _fixed(question: str, status: str, text: str = "") -> Answer:
+        """A fixed reply from prompts/answer.toml; its first sentence is the bottom line, so that the
+        decline is what a reader sees first."""
+        reply = table("answer")["status"][text or status]
+        return Answer(question=question, status=status, bottom_line=sentences(reply)[0], short_answer=reply)
 
     @staticmethod
     def _crisis(question: str, safety: SafetyCall) -> Answer:

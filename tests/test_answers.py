@@ -130,12 +130,14 @@ def test_trial_evidence_asked_for_and_not_in_the_library_is_not_studied(assistan
 
 def test_a_request_to_do_a_task_is_declined_plainly(assistant):
     """"Fill in my son's PIP form" is about ME/CFS but asks for a task, not what studies say (P22's
-    labeller: out of scope); asking for a summary of a study is still a research question."""
+    labeller: out of scope); asking for a summary of a study is still a research question. The decline is
+    the bottom line too, so that it is what a reader sees first (P23's judge found it only below)."""
     task = table("answer")["status"]["out_of_scope_task"]
     for question in ("could you fill out my daughter's disability benefit form, the mobility part? she has severe ME",
                      "please draft an appeal letter to my insurer about my long covid claim"):
         answer = assistant.ask(question)
         assert (answer.status, answer.short_answer) == ("out_of_scope", task), question
+        assert answer.bottom_line and task.startswith(answer.bottom_line) and answer.bottom_line.startswith("I can't")
     assert assistant.ask("can you write a summary of what the DecodeME study found?").status == "answered"
 
 
