@@ -250,7 +250,7 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c575) 0.923 dropped, 0.833 kept; on the frozen split
+# What the verifier reached: on dev (c01–c575) 0.922 dropped, 0.845 kept; on the frozen split
 # c576–c628's first run 395 of 424 unsupported dropped (0.932) and 299 of 371 faithful kept (0.806)
 # (evals/reports/2026-11-29-llm-verifier-c576-c628-first-run.md). The issue's targets (100 % dropped,
 # ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
