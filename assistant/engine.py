@@ -224,10 +224,10 @@ class Assistant:
         return max(alone, len(hits[:self.settings.top_k]) if together else 0)
 
     @staticmethod
-    def _fixed(question: str, status: str, text: str = "") -> Answer:
+    def _fixed(question: str, status: str, key: str = "") -> Answer:
         """A fixed reply from prompts/answer.toml; its first sentence is the bottom line, so that the
         decline is what a reader sees first."""
-        reply = table("answer")["status"][text or status]
+        reply = table("answer")["status"][key or status]
         return Answer(question=question, status=status, bottom_line=sentences(reply)[0], short_answer=reply)
 
     @staticmethod

@@ -306,7 +306,7 @@ class SentenceVerifier:
         if words and 1 - len(uncovered) / len(words) < self.min_coverage:
             reasons.append(f"words not in the cited units: {', '.join(sorted(set(uncovered)))}")
         # A rare word from a cited source's title (which the writer is given) names nothing new.
-        elif specific := _specific(body, {w for w in words if w in uncovered} - set(_stems(" ".join(e.study.title for e in studies))),
+        elif specific := _specific(body, set(uncovered) - set(_stems(" ".join(e.study.title for e in studies))),
                                    bool(_lexicon()["hedge"].search(body))):
             reasons.append(f"says what the cited units do not: {', '.join(specific)}")
         reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, titled, unit_stems)]
