@@ -118,7 +118,7 @@ class Assistant:
             answer = self._crisis(question, safety)
         elif self.scope.asks_a_task(question):  # "can you fill in my PIP form": about ME/CFS, but no question
             answer = self._fixed(question, OUT_OF_SCOPE, "out_of_scope_task")
-        elif not in_scope:
+        elif not in_scope or self.scope.asks_no_research(question):
             answer = self._fixed(question, OUT_OF_SCOPE)
         else:
             if resolved and resolved.study_ids:

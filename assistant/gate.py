@@ -26,6 +26,7 @@ class Scope:
         return {"domain": [re.compile(p, re.I) for p in scope["domain_patterns"]],
                 "health": [re.compile(p, re.I) for p in scope["health_patterns"]],
                 "other_disease": re.compile(scope["other_disease"], re.I),
+                "not_research": re.compile(scope["not_research"], re.I),
                 "in": self._examples("scope-in", scope["in_examples"]),
                 "out": self._examples("scope-out", scope["out_examples"])}
 
@@ -36,6 +37,11 @@ class Scope:
     def asks_a_task(self, question: str) -> bool:
         """The question asks the assistant to do something (fill in a form, book an appointment)."""
         return bool(self._task.search(question))
+
+    def asks_no_research(self, question: str) -> bool:
+        """The question asks for something that is not health research at all (a share price, homework),
+        whatever study it names."""
+        return bool(self._spec["not_research"].search(question))
 
     def _examples(self, kind: str, texts: list[str]) -> np.ndarray:
         """The examples' vectors, from the on-disk cache when the same model embedded them before."""

@@ -195,11 +195,21 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     key = _verdict_key(evidence, verdict)
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.
-    named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
+    named = (u.named or _technical_name(u.subject)) and not (u.question_type == "treatment" and u.subject in context_terms())
     # "pots treatment??": a treatment *for* the condition, not a trial that "tested POTS".
     condition = named and u.question_type == "treatment" and u.subject in condition_terms()
     template = (condition and t.get(f"{key}_condition")) or t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
+
+
+def _technical_name(subject: str) -> bool:
+    """A loosely worded subject that is one drug or compound name, perhaps with its dose word ("low-dose
+    aripiprazole", "ivabradine"): it reads as a name, so the sentence names it instead of "this"."""
+    from wordfreq import zipf_frequency
+
+    words = subject.lower().split()
+    return 0 < len(words) <= 2 and all(re.fullmatch(r"(low|high)-dose", w) or zipf_frequency(w, "en") < 2.5 for w in words) \
+        and zipf_frequency(words[-1], "en") < 2.5
 
 
 def _verdict_key(evidence: EvidenceSet, verdict: str) -> str:
