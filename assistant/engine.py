@@ -16,7 +16,7 @@ from .pubmed_sync import currency
 from .retrieve import Filters, Library
 from .safety import BORDERLINE, SUPPORT, SafetyCall, SafetyGate
 from .settings import Settings
-from .understand import (certain_type, condition_terms, context_terms, learned_type, mind_premise, question_type,
+from .understand import (certain_type, condition_terms, context_terms, learned_type, mind_premise, question_type, technical_name,
                          treatment_for, understand)
 from .verify import sentences
 from .writer import OnSentence, TemplateWriter, Writer
@@ -154,8 +154,9 @@ class Assistant:
         names = self.evidence.library_names(tried) if tried and understood.named and understood.subject in condition_terms() else []
         if names:
             return replace(understood, subject=" ".join(names[:2]), named=True, question_type="treatment")
-        if not understood.named:
-            return replace(understood, subject=self.evidence.name_subject(understood.subject))
+        if not understood.named:  # a loose subject that is one drug's name ("low-dose aripiprazole") is named
+            subject = self.evidence.name_subject(understood.subject)
+            return replace(understood, subject=subject, named=technical_name(subject))
         if understood.subject in context_terms() or understood.question_type == "treatment":
             names = [w for w in self.evidence.library_names(understood.topic) if w.lower() not in understood.subject.lower()]
             if names:

@@ -51,6 +51,7 @@ def _lexicon() -> dict:
         "yes_no": re.compile(spec["yes_no"]["pattern"], re.I),
         "personal": re.compile(spec["yes_no"]["personal"], re.I),
         "open_ended": re.compile(spec["yes_no"]["open_ended"], re.I),
+        "premise_denied": re.compile(spec["yes_no"]["premise_denied"], re.I),
         "context": set(spec.get("context", {}).get("terms", [])),
         "conditions": set(spec.get("context", {}).get("conditions", [])),
     }
@@ -152,6 +153,21 @@ def asks_yes_no(question: str) -> bool:
     person ("do I have POTS?") nor to explain ("can someone explain what happens in a crash?")."""
     lex = _lexicon()
     return bool(lex["yes_no"].search(question)) and not lex["personal"].search(question) and not lex["open_ended"].search(question)
+
+
+def technical_name(subject: str) -> bool:
+    """A loosely worded subject that is one drug or compound name, perhaps with its dose word ("low-dose
+    aripiprazole", "ivabradine"): it reads as a name, so the sentence names it instead of "this"."""
+    from wordfreq import zipf_frequency
+
+    *dose, name = subject.lower().split() or [""]
+    return dose in ([], ["low-dose"], ["high-dose"]) and bool(name) and zipf_frequency(name, "en") < 2.5
+
+
+def denies_premise(question: str) -> bool:
+    """The question itself denies the premise it reports ("is there research showing it's not just
+    deconditioning?"), so "No." would answer the wrong thing."""
+    return bool(_lexicon()["premise_denied"].search(question))
 
 
 def context_terms() -> set[str]:

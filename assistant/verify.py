@@ -68,7 +68,7 @@ def verified(text: str, evidence: EvidenceSet, fixed: list[str]) -> str:
 
 INTENSIFIED = re.compile(r"\b(more|less|most|least)\s+(?=(?!likely\b)\w+ly\b|well\b)", re.I)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
-WORD = re.compile(r"[a-z0-9][a-z0-9/'-]*")
+WORD = re.compile(r"[^\W_][\w/'-]*")  # any script's letters: "Røysumtunet" is one word, not "r" and "ysumtunet"
 
 
 @dataclass
@@ -293,6 +293,8 @@ class SentenceVerifier:
         # The writer is given each source's title and participants too: the names in them ("COVID-19",
         # "post-COVID") and the words that say how it was done ("randomised", "pilot") may be used.
         titled = " ".join([said, *(f"{e.study.title} {e.study.participants or ''}" for e in studies)]).lower()
+        # A name, like a figure, may come from any unit given for the studies the sentence rests on.
+        named = " ".join([titled, *(s.unit.text.lower() for s in self.supplied if s.n in cited)])
         reasons = []
         # A figure may come from any unit given for the studies the sentence rests on.
         allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
@@ -309,7 +311,7 @@ class SentenceVerifier:
         elif specific := _specific(body, set(uncovered) - set(_stems(" ".join(e.study.title for e in studies))),
                                    bool(_lexicon()["hedge"].search(body))):
             reasons.append(f"says what the cited units do not: {', '.join(specific)}")
-        reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, titled, unit_stems)]
+        reasons += [f"name {name} is not in the cited units" for name in _names(body) if not self._named(name, named, unit_stems)]
         designs = {s.profile.design or "other" for s in studies}
         for word, kinds in _lexicon()["designs"].items():
             # "No trial here has tested it" says what is missing; it calls no source a trial.

@@ -18,7 +18,7 @@ from .prompts import table
 from .store import ScoredUnit
 from .study import Role
 from .verify import sentences as verify_sentences
-from .understand import asks_yes_no, condition_terms, context_terms, premise_kind, warm_sentence
+from .understand import asks_yes_no, condition_terms, context_terms, denies_premise, premise_kind, warm_sentence
 
 
 @dataclass
@@ -181,8 +181,8 @@ def opener(evidence: EvidenceSet, verdict: str) -> str:
     t, kind = table("answer")["bottom_line"], evidence.understanding.question_type
     if verdict != "premise_false" and not asks_yes_no(evidence.question):
         return ""
-    if verdict == "supported" and kind == "treatment":  # "It seems to help." says it
-        return ""
+    if verdict == "supported" and kind == "treatment" or verdict == "premise_false" and denies_premise(evidence.question):
+        return ""  # "It seems to help." says it; "No." to "research showing it's not just deconditioning?" misleads
     key = _verdict_key(evidence, verdict)
     return t.get(f"opener_{key}") or t.get(f"opener_{verdict}_{kind}") or t.get(f"opener_{verdict}", "")
 
@@ -195,21 +195,11 @@ def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
     key = _verdict_key(evidence, verdict)
     # "No trial has tested {subject}" needs a treatment as its subject, not a context ("randomised
     # trial", "severe ME/CFS"): then the subject is not named.
-    named = (u.named or _technical_name(u.subject)) and not (u.question_type == "treatment" and u.subject in context_terms())
+    named = u.named and not (u.question_type == "treatment" and u.subject in context_terms())
     # "pots treatment??": a treatment *for* the condition, not a trial that "tested POTS".
     condition = named and u.question_type == "treatment" and u.subject in condition_terms()
     template = (condition and t.get(f"{key}_condition")) or t.get(key if named else f"{key}_loose") or t.get(key) or t["limited"]
     return template.format(subject=u.name, Subject=u.name[:1].upper() + u.name[1:])
-
-
-def _technical_name(subject: str) -> bool:
-    """A loosely worded subject that is one drug or compound name, perhaps with its dose word ("low-dose
-    aripiprazole", "ivabradine"): it reads as a name, so the sentence names it instead of "this"."""
-    from wordfreq import zipf_frequency
-
-    words = subject.lower().split()
-    return 0 < len(words) <= 2 and all(re.fullmatch(r"(low|high)-dose", w) or zipf_frequency(w, "en") < 2.5 for w in words) \
-        and zipf_frequency(words[-1], "en") < 2.5
 
 
 def _verdict_key(evidence: EvidenceSet, verdict: str) -> str:

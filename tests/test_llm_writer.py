@@ -170,12 +170,12 @@ def test_server_failures_fall_back_to_the_deterministic_answer(assistant, server
 
 
 def split_of(case: str) -> str:
-    """c01–c575 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
-    c116–c162, c163–c212, c213–c265, c266–c315, c316–c367, c368–c419, c420–c468, c469–c522 and
-    c523–c575 were frozen splits, each run once and then joined dev); c576–c628, scripted by two helpers
-    who never saw the verifier against the data of the blind-written questions of P22 and labelled blind
-    by two more, are frozen."""
-    return "dev" if int(case[1:]) <= 575 else "frozen"
+    """c01–c628 are the verifier's dev cases (tuned on; c21–c30, c31–c50, c51–c70, c71–c94, c95–c115,
+    c116–c162, c163–c212, c213–c265, c266–c315, c316–c367, c368–c419, c420–c468, c469–c522, c523–c575
+    and c576–c628 were frozen splits, each run once and then joined dev); c629–c680, scripted by two
+    helpers who never saw the verifier against the data of the blind-written questions of P23 and
+    labelled blind by two more, are frozen."""
+    return "dev" if int(case[1:]) <= 628 else "frozen"
 
 
 CASES = ROOT / "evals" / "llm_cases.json"
@@ -250,11 +250,10 @@ def scripted_outcomes(assistant, scripts, case_evidence, split):
     return outcomes
 
 
-# What the verifier reached: on dev (c01–c575) 0.922 dropped, 0.845 kept; on the frozen split
-# c576–c628's first run 395 of 424 unsupported dropped (0.932) and 299 of 371 faithful kept (0.806)
-# (evals/reports/2026-11-29-llm-verifier-c576-c628-first-run.md). The issue's targets (100 % dropped,
-# ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
-FLOORS = {"dev": (0.91, 0.82), "frozen": (0.92, 0.80)}
+# What the verifier reached: on the frozen split c629–c680's first run 382 of 416 unsupported dropped
+# (0.918) and 306 of 364 faithful kept (0.841) (evals/reports/2026-11-29-llm-verifier-c629-c680-first-run.md).
+# The issue's targets (100 % dropped, ≥ 95 % kept) are not met; these floors keep what was reached from slipping.
+FLOORS = {"dev": (0.91, 0.82), "frozen": (0.91, 0.83)}
 
 
 @pytest.mark.slow
