@@ -11,6 +11,7 @@ import numpy as np
 
 from .embed import embed_texts
 from .prompts import table
+from .understand import topic_terms
 
 
 class Scope:
@@ -170,7 +171,9 @@ class EvidenceCheck:
             ok = True
         # A name the library lacks beside one it has ("TRPM3" and "naturopath", "daratumumab" and the
         # author "Fluge") is a detail of the question, not its subject.
-        lacking = subject and self.missing(subject) and not self.names_in_library(subject)
+        # So is a topic the lexicon names ("pregnancy") whose words no study uses.
+        unheard = subject in topic_terms() and not self.known(subject)
+        lacking = subject and (self.missing(subject) or unheard) and not self.names_in_library(subject)
         if lacking and not (loose and topic >= self.loose_missing_topic) or treatment and drugs:
             ok = False
         if topic < self.weak_topic and hits[0].relevance < self.weak_similarity:

@@ -55,7 +55,7 @@ def merge_patients(questions: Path, labels: Path, name: str) -> None:
         if unknown - studies:
             sys.exit(f"{labels}: {q['id']} names studies the corpus lacks: {sorted(unknown - studies)}")
         rows.append({"id": q["id"], "question": q["question"], "style": q["style"], "expect": lab["expect"],
-                     "question_type": lab["question_type"], "verdict": lab["verdict"] or "none",
+                     "question_type": lab["question_type"], "verdict": lab["verdict"] if lab["verdict"] not in (None, "null") else "none",
                      "key_studies": lab["key_studies"], "trap_studies": lab["trap_studies"],
                      "gold_bottom_line": lab["gold_bottom_line"], "label_note": lab.get("label_note", ""),
                      "writer_note": q.get("writer_note", ""), "split": "frozen", "history": [], "set": name})
