@@ -184,7 +184,9 @@ def opener(evidence: EvidenceSet, verdict: str) -> str:
     if verdict == "supported" and kind == "treatment" or verdict == "premise_false" and denies_premise(evidence.question):
         return ""  # "It seems to help." says it; "No." to "research showing it's not just deconditioning?" misleads
     key = _verdict_key(evidence, verdict)
-    return t.get(f"opener_{key}") or t.get(f"opener_{verdict}_{kind}") or t.get(f"opener_{verdict}", "")
+    # A refined key ("limited_treatment_no_trial") first, then the question type's ("limited_test"), then the plain verdict's.
+    specific = t.get(f"opener_{key}") if key != verdict else None
+    return specific or t.get(f"opener_{verdict}_{kind}") or t.get(f"opener_{verdict}", "")
 
 
 def verdict_sentence(evidence: EvidenceSet, verdict: str) -> str:
