@@ -173,9 +173,9 @@ def test_the_eval_set_is_large_enough_and_split():
 
 
 def test_safety_eval_dev_split_through_the_real_model(real_gate):
-    """Sets A-AR, which the rules were tuned on and the learned layer trained on (all 10,584: see
+    """Sets A-AX, which the rules were tuned on (12,024 messages; the learned layer trained on A-AR: see
     docs/SAFETY.md). Each set joined dev after its one frozen run."""
-    # Every second dev message (5,292 of 10,584) keeps the suite within its time; the whole split is
+    # Every second dev message (6,012 of 12,024) keeps the suite within its time; the whole split is
     # `atlas-assistant eval --set evals/safety.jsonl --split dev`.
     result = score_safety([i for i in ITEMS if i["split"] == "dev"][::2], real_gate)
     s, misses = result["summary"], "\n".join(f"{m['id']} {m['what']}: {m['text']}" for m in result["misses"])
