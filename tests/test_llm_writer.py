@@ -204,13 +204,25 @@ def evidence_of_case(assistant, case: dict):
     return evidence, case["prompt_data"]["verdict"]
 
 
+class Built(dict):
+    """A mapping whose values are built on first use."""
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        self[key] = value = self.build(key)
+        return value
+
+
 @pytest.fixture(scope="module")
 def case_evidence(assistant, scripts):
     """Per scripted case, the evidence set and verdict its sentences were written from."""
     if not CASES.exists():
         pytest.skip(f"{CASES} is missing")
-    cases = json.loads(CASES.read_text(encoding="utf-8"))
-    return {case["case"]: evidence_of_case(assistant, case) for case in cases}
+    cases = {case["case"]: case for case in json.loads(CASES.read_text(encoding="utf-8"))}
+    return Built(lambda case: evidence_of_case(assistant, cases[case]))  # only the cases the tests read
 
 
 def verifier_for(assistant, evidence, verdict):
@@ -229,15 +241,20 @@ def outcomes(assistant, scripts, case_evidence):
     return {split: scripted_outcomes(assistant, scripts, case_evidence, split) for split in ("dev", "frozen")}
 
 
+def sampled(scripts, split) -> list[str]:
+    """The cases read of a split: every second dev case keeps the suite within its time; the frozen
+    split is read whole."""
+    cases = sorted({line["case"] for line in scripts if split_of(line["case"]) == split})
+    return cases[::2] if split == "dev" else cases
+
+
 def scripted_outcomes(assistant, scripts, case_evidence, split):
     """Each scripted line checked as the writer checks a reply: sentence by sentence (a helper may
     script a two-sentence bottom line as one line); the line is kept only when all its sentences are."""
     from assistant.verify import Check, sentences
 
     outcomes = []
-    cases = sorted({line["case"] for line in scripts if split_of(line["case"]) == split})
-    # Every second dev case keeps the suite within its time; the frozen split is read whole.
-    for case in cases[::2] if split == "dev" else cases:
+    for case in sampled(scripts, split):
         verifier = verifier_for(assistant, *case_evidence[case])
         lines = [x for x in scripts if x["case"] == case]
         parts = [sentences(x["sentence"]) for x in lines]
