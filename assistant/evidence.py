@@ -385,6 +385,8 @@ def controlled(evidence: EvidenceSet) -> list[StudyEvidence]:
 def _weighed(studies: list[StudyEvidence], kind: str) -> list[StudyEvidence]:
     """Whether a treatment works is weighed by what was tried, not by what people said in a survey or
     how a clinic's patients fared: only trials and reviews of them can disagree on it."""
+    if kind == "experience":  # what patients report is weighed by surveys: a clinic's course is another question
+        return [s for s in studies if s.profile.design == "cross-sectional"]
     return [s for s in studies if s.profile.design in (*TRIALS, "systematic-review")] if kind == "treatment" else studies
 
 

@@ -537,3 +537,38 @@ def test_everyday_wording_and_lists_of_options_are_answered(assistant, question,
     answer = assistant.ask(question)
     assert answer.status == "answered"
     assert verdict is None or answer.verdict == verdict
+
+
+def test_a_topic_no_study_mentions_has_nothing_in_the_library(assistant):
+    """Pregnancy and stem cells are topics the lexicon names and no entry mentions: the answer says the
+    library has nothing, where it used to offer the nearest study (P25's and P26's labellers: no_evidence)."""
+    for question, missing in (("is it safe to get pregnant with ME/CFS? will pregnancy make it worse?", "pregnancy"),
+                              ("stem cell clinic says they can fix ME for 20k. any research on that?", "stem cell")):
+        answer = assistant.ask(question)
+        assert answer.status == "no_evidence" and missing in answer.bottom_line, answer.bottom_line
+
+
+def test_requests_that_are_not_research_are_declined_whatever_they_name(assistant):
+    """A share price names a study's product, homework names a child: neither is research (P24's labeller);
+    "prescribe me" asks for a task (P25's)."""
+    for question in ("What's your prediction for the share price of the company that makes EpiSwitch?",
+                     "please write my kids history homework essay on the tudors, im too tired to help him"):
+        assert assistant.ask(question).status == "out_of_scope", question
+    task = table("answer")["status"]["out_of_scope_task"]
+    assert assistant.ask("please just prescribe me rapamycin, my doctor wont").short_answer == task
+
+
+def test_no_plain_no_when_the_question_itself_denies_the_premise(assistant):
+    """"My GP says it's just being unfit. Is there research showing it's not just deconditioning?" has a
+    false premise, but "No." would read as "no such research" (P25's judge)."""
+    no = table("answer")["bottom_line"]["opener_premise_false"]
+    denied = assistant.ask("Our GP says my husband's long covid is just from being unfit. Is there research showing it's not just deconditioning?")
+    assert denied.verdict == "premise_false" and not denied.bottom_line.startswith(no)
+    assert assistant.ask("is long covid basically just burnout?").bottom_line.startswith(no)
+
+
+def test_what_patients_report_is_weighed_by_surveys(assistant):
+    """"What do other patients say helped?" is a survey's question: a clinic's course beside it is no
+    disagreement (four dev questions read "the results disagree" before)."""
+    answer = assistant.ask("what do other patients say actually helped them? not what doctors push")
+    assert answer.question_type == "experience" and answer.verdict != "mixed" and not answer.disagreements
