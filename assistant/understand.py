@@ -170,11 +170,12 @@ def denies_premise(question: str) -> bool:
     return bool(_lexicon()["premise_denied"].search(question))
 
 
-def topic_terms() -> set[str]:
+@cache
+def topic_terms() -> frozenset[str]:
     """Lexicon terms that name a topic of their own ("pregnancy", "stem cell therapy"), not a condition
     or a context: a question about one that no study mentions has nothing in the library."""
     lex = _lexicon()
-    return {value for _, value in lex["terms"]} - lex["conditions"] - lex["context"]
+    return frozenset({value for _, value in lex["terms"]} - lex["conditions"] - lex["context"])
 
 
 def context_terms() -> set[str]:

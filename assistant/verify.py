@@ -293,11 +293,11 @@ class SentenceVerifier:
         # The writer is given each source's title and participants too: the names in them ("COVID-19",
         # "post-COVID") and the words that say how it was done ("randomised", "pilot") may be used.
         titled = " ".join([said, *(f"{e.study.title} {e.study.participants or ''}" for e in studies)]).lower()
-        # A name, like a figure, may come from any unit given for the studies the sentence rests on.
-        named = " ".join([titled, *(s.unit.text.lower() for s in self.supplied if s.n in cited)])
+        # A figure or a name may come from any unit given for the studies the sentence rests on.
+        given = " ".join(s.unit.text for s in self.supplied if s.n in cited)
+        named = f"{titled} {given.lower()}"
         reasons = []
-        # A figure may come from any unit given for the studies the sentence rests on.
-        allowed = _numbers(" ".join(s.unit.text for s in self.supplied if s.n in cited)) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
+        allowed = _numbers(given) | _numbers(self.evidence.question) | {str(s.profile.participants) for s in studies}
         stated = _stated(body)
         allowed |= _shares(stated & allowed)  # "seven of 24 (about 29%)": the share of two counts it states
         allowed |= {str(i) for i in range(len(self.studies) + 1)}  # "two studies" when two were given

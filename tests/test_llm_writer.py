@@ -217,7 +217,7 @@ class Built(dict):
 
 
 @pytest.fixture(scope="module")
-def case_evidence(assistant, scripts):
+def case_evidence(assistant):
     """Per scripted case, the evidence set and verdict its sentences were written from."""
     if not CASES.exists():
         pytest.skip(f"{CASES} is missing")
@@ -238,7 +238,7 @@ def verifier_for(assistant, evidence, verdict):
 @pytest.fixture(scope="module")
 def outcomes(assistant, scripts, case_evidence):
     """The verifier's word on every scripted sentence, per split (computed once for the module)."""
-    return {split: scripted_outcomes(assistant, scripts, case_evidence, split) for split in ("dev", "frozen")}
+    return {split: scripted_outcomes(assistant, scripts, case_evidence, sampled(scripts, split)) for split in ("dev", "frozen")}
 
 
 def sampled(scripts, split) -> list[str]:
@@ -248,13 +248,13 @@ def sampled(scripts, split) -> list[str]:
     return cases[::2] if split == "dev" else cases
 
 
-def scripted_outcomes(assistant, scripts, case_evidence, split):
+def scripted_outcomes(assistant, scripts, case_evidence, cases):
     """Each scripted line checked as the writer checks a reply: sentence by sentence (a helper may
     script a two-sentence bottom line as one line); the line is kept only when all its sentences are."""
     from assistant.verify import Check, sentences
 
     outcomes = []
-    for case in sampled(scripts, split):
+    for case in cases:
         verifier = verifier_for(assistant, *case_evidence[case])
         lines = [x for x in scripts if x["case"] == case]
         parts = [sentences(x["sentence"]) for x in lines]

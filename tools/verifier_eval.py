@@ -40,8 +40,7 @@ def main() -> int:
     scripts = [json.loads(line) for line in (ROOT / "evals" / "llm_verifier.jsonl").open(encoding="utf-8")]
     cases = [c for c in json.loads(tests.CASES.read_text(encoding="utf-8")) if low <= int(c["case"][1:]) <= high]
     evidence = {c["case"]: tests.evidence_of_case(assistant, c) for c in cases}
-    tests.split_of = lambda case: "range" if low <= int(case[1:]) <= high else "other"
-    outcomes = tests.scripted_outcomes(assistant, scripts, evidence, "range")
+    outcomes = tests.scripted_outcomes(assistant, scripts, evidence, sorted(evidence))
     by_kind = collections.defaultdict(lambda: [0, 0])
     for line, check in outcomes:
         right = check.kept == (line["label"] == "faithful")
